@@ -1,0 +1,219 @@
+"""The FastAPI application: thin routes over the FHIR door, the rules and the card renderer.
+
+Every error leaves through one mapping to a FHIR OperationOutcome (``_install_error_handlers``); a 401 carries no
+reason. The evaluation clock is injected (``clock``) so golden tests can pin "now".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cds_service.auth import Unauthorized
+from cds_service.auth.dependency import TrustedClientDep, install_auth
+from cds_service.auth.verifier import JwtVerifier
+from cds_service.config import Settings
+from cds_service.domain import Category
+from cds_service.errors import BadRequest, NotFound, PayloadTooLarge, ServiceError, operation_outcome
+from cds_service.fhir.orders import read_draft_orders
+from cds_service.fhir.resolve import FetchSettings, FhirFetcher, resolve
+from cds_service.fhir.snapshot import build_snapshot
+from cds_service.hooks.models import Card, CardsResponse, FeedbackRequest, HookRequest
+from cds_service.hooks.services import SERVICES
+from cds_service.render import CardLibrary
+from cds_service.rules import evaluate
+
+log = logging.getLogger("cds_service")
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FhirJSONResponse(JSONResponse):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _outcome(status: int, message: str, code: str, expression: list[str] | None = None) -> Response:
+    return FhirJSONResponse(
+        operation_outcome(message, code=code, expression=expression),
+        status_code=status,
+        media_type="application/fhir+json",
+    )
+
+
+def _validation_message(exc: ValidationError | RequestValidationError) -> tuple[str, list[str]]:
+    parts, where = [], []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        where.append(loc or "(body)")
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "invalid CDS Hooks request: " + "; ".join(parts), where
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> Response:
+        return _outcome(exc.status_code, exc.message, exc.issue_code, exc.expression)
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, __: Unauthorized) -> Response:
+        response = _outcome(401, "Unauthorized", "security")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> Response:
+        message, where = _validation_message(exc)
+        return _outcome(400, message, "invalid", where)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        response = _outcome(exc.status_code, str(exc.detail), code)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> Response:
+        incident = uuid.uuid4().hex[:12]
+        log.error("unexpected error, incident %s: %s", incident, type(exc).__name__, exc_info=exc)
+        return _outcome(500, f"internal error (incident {incident}); no cards could be produced", "exception")
+
+
+async def _read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is over the {limit} byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"request body is over the {limit} byte limit")
+    if not body:
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(bytes(body))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+
+
+def create_app(settings: Settings, *, clock: Clock = _now, http: httpx.AsyncClient | None = None) -> FastAPI:
+    """Build the service. ``http`` lets tests hand in a client with a MockTransport for the fallback fetch."""
+    cards = CardLibrary.load()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.fhir.timeout_s, connect=min(2.0, settings.fhir.timeout_s)),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+        app.state.fetcher = FhirFetcher(
+            client,
+            FetchSettings(settings.fhir.timeout_s, settings.fhir.max_pages, settings.fetch_allowlist),
+        )
+        app.state.verifier = (
+            JwtVerifier(settings.auth, settings.base_url, client) if settings.auth.required else None
+        )
+        try:
+            yield
+        finally:
+            if http is None:
+                await client.aclose()
+
+    app = FastAPI(
+        title="Naltrexone CDS Hooks service",
+        version="0.1.0",
+        description="CDS Hooks 2.0 service that checks naltrexone orders for contraindications.",
+        lifespan=lifespan,
+        default_response_class=FhirJSONResponse,
+    )
+    app.state.settings = settings
+    app.state.cards = cards
+    install_auth(app, None, list(settings.auth.cors_origins))
+    _install_error_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/cds-services")
+    async def discovery(_: TrustedClientDep) -> dict[str, Any]:
+        return {"services": [s.discovery() for s in SERVICES.values()]}
+
+    @app.post("/cds-services/{service_id}")
+    async def call_service(service_id: str, request: Request, client: TrustedClientDep) -> Response:
+        service = SERVICES.get(service_id)
+        if service is None:
+            raise NotFound(f"no CDS service with id {service_id!r}; see GET /cds-services")
+        raw = await _read_json(request, settings.limits.max_body_bytes)
+        if not isinstance(raw, dict):
+            raise BadRequest("request body must be a JSON object")
+        try:
+            hook_request = HookRequest.model_validate(raw)
+        except ValidationError as exc:
+            message, where = _validation_message(exc)
+            raise BadRequest(message, expression=where) from None
+        if hook_request.hook != service.hook:
+            raise BadRequest(
+                f"hook {hook_request.hook!r} does not match service {service_id!r}, which handles {service.hook!r}",
+                expression=["hook"],
+            )
+        started = time.perf_counter()
+        now = clock()
+        drafts = read_draft_orders(service.hook, hook_request.context)
+        rendered: list[Card] = []
+        if drafts.to_check:
+            allowed = settings.fetch_allowlist + (tuple(client.fhir_servers) if client else ())
+            data = await resolve(hook_request, request.app.state.fetcher, allowed)
+            snapshot = build_snapshot(data, drafts.other_medications)
+            patient_id = snapshot.patient.id or (hook_request.context.get("patientId") or None)
+            for order in drafts.to_check:
+                for finding in evaluate(snapshot, order, settings.policy, now):
+                    rendered.append(cards.render(finding, order, patient_id if isinstance(patient_id, str) else None))
+            rendered.sort(key=lambda c: {"critical": 0, "warning": 1, "info": 2}[c.indicator])
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.info(
+            "hook %s instance %s: %d card(s) in %.1f ms",
+            service_id,
+            hook_request.hookInstance[:64],
+            len(rendered),
+            elapsed_ms,
+        )
+        return FhirJSONResponse(CardsResponse(cards=rendered).dump())
+
+    @app.post("/cds-services/{service_id}/feedback")
+    async def feedback(service_id: str, request: Request, _: TrustedClientDep) -> Response:
+        if service_id not in SERVICES:
+            raise NotFound(f"no CDS service with id {service_id!r}; see GET /cds-services")
+        raw = await _read_json(request, settings.limits.max_body_bytes)
+        try:
+            parsed = FeedbackRequest.model_validate(raw)
+        except ValidationError as exc:
+            message, where = _validation_message(exc)
+            raise BadRequest(message.replace("CDS Hooks request", "feedback"), expression=where) from None
+        return FhirJSONResponse({"received": len(parsed.feedback)})
+
+    return app
+
+
+__all__ = ["Category", "create_app"]

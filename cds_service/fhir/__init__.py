@@ -1,0 +1,1 @@
+"""The FHIR door: the only package that reads FHIR JSON."""

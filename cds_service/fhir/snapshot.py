@@ -1,0 +1,284 @@
+"""The FHIR door: raw prefetched/fetched resources in, a frozen ``PatientSnapshot`` out.
+
+Resources are classified by code on the raw JSON first (cheap dict lookups), and only those a rule will read are
+validated as FHIR R4 and turned into typed records. A relevant resource that is not valid FHIR is not silently
+dropped: its category is reported as partly unreadable, which the data-unavailable card names.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from cds_service import terminology
+from cds_service.domain import (
+    AllergyRecord,
+    Category,
+    ConditionRecord,
+    LabResult,
+    MedicationUse,
+    PatientInfo,
+    PatientSnapshot,
+    Unavailable,
+)
+from cds_service.fhir.r4b import InvalidResource, validate
+from cds_service.fhir.resolve import ResolvedData
+from cds_service.fhir.values import (
+    as_dict,
+    as_list,
+    as_str,
+    concept,
+    first_code,
+    parse_date,
+    parse_datetime,
+    parse_decimal,
+    period_days,
+    reference,
+)
+
+LAB_CATEGORIES = (
+    Category.URINE_SCREENS,
+    Category.LIVER_TESTS,
+    Category.PREGNANCY,
+    Category.LACTATION,
+    Category.RENAL,
+)
+
+
+def _bounds_end(res: dict[str, Any]) -> Any:
+    for instr in as_list(res.get("dosageInstruction")):
+        bounds = as_dict(as_dict(as_dict(as_dict(instr).get("timing")).get("repeat")).get("boundsPeriod"))
+        if (end := parse_date(bounds.get("end"))) is not None:
+            return end
+    return None
+
+
+class _Builder:
+    def __init__(self, data: ResolvedData) -> None:
+        self.data = data
+        self.problems: dict[Category, list[str]] = {}
+        self.medications_by_id: dict[str, dict[str, Any]] = {}
+        for resources in data.resources.values():
+            for res in resources:
+                if res.get("resourceType") == "Medication" and (rid := as_str(res.get("id"))):
+                    self.medications_by_id[f"Medication/{rid}"] = res
+
+    def _valid(self, category: Category, res: dict[str, Any]) -> bool:
+        try:
+            validate(res)
+        except InvalidResource as exc:
+            self.problems.setdefault(category, []).append(f"{reference(res)} is not valid FHIR ({exc})")
+            return False
+        return True
+
+    # -- medications ------------------------------------------------------------------------------------------
+    def _medication(self, res: dict[str, Any]) -> Any:
+        if "medicationCodeableConcept" in res:
+            return concept(res.get("medicationCodeableConcept"))
+        ref = as_dict(res.get("medicationReference"))
+        target = as_str(ref.get("reference")) or ""
+        med = None
+        if target.startswith("#"):
+            med = next((c for c in as_list(res.get("contained")) if as_dict(c).get("id") == target[1:]), None)
+        else:
+            med = self.medications_by_id.get(target)
+        if isinstance(med, dict):
+            found = concept(med.get("code"))
+            if found.codings or found.text:
+                return found
+        return concept({"text": ref.get("display")})
+
+    def medications(self) -> list[MedicationUse]:
+        out = []
+        for res in self.data.resources.get(Category.MEDICATIONS, []):
+            rtype = res.get("resourceType")
+            if rtype not in ("MedicationRequest", "MedicationStatement", "MedicationDispense"):
+                continue
+            med = self._medication(res)
+            groups, kind = terminology.medication_groups(med.codings, med.text)
+            if not groups or not self._valid(Category.MEDICATIONS, res):
+                continue
+            out.append(self._medication_use(res, rtype, med, groups, kind))
+        return out
+
+    def _medication_use(self, res: dict[str, Any], rtype: str, med: Any, groups: Any, kind: Any) -> MedicationUse:
+        status = as_str(res.get("status"))
+        last_updated = parse_date(as_dict(res.get("meta")).get("lastUpdated"))
+        if rtype == "MedicationRequest":
+            dispense = as_dict(res.get("dispenseRequest"))
+            validity = as_dict(dispense.get("validityPeriod"))
+            authored = parse_date(res.get("authoredOn"))
+            supply = period_days(dispense.get("expectedSupplyDuration"))
+            repeats = dispense.get("numberOfRepeatsAllowed")
+            bounds_end = _bounds_end(res)
+            end, basis = parse_date(validity.get("end")), "validity period end"
+            if end is None and bounds_end is not None:
+                end, basis = bounds_end, "dosage bounds end"
+            if end is None and authored is not None and supply is not None:
+                fills = 1 + (repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else 0)
+                days = int(supply * fills)
+                end, basis = authored + timedelta(days=days), f"ordered {authored.isoformat()} + {days} days' supply"
+            status_changed = last_updated if status in ("stopped", "completed", "cancelled") else None
+            if end is None and status_changed is not None:
+                end, basis = status_changed, "status change date"
+            return MedicationUse(
+                ref=reference(res), source="request", medication=med, status=status, groups=groups,
+                opioid_kind=kind, authored=authored, start=parse_date(validity.get("start")) or authored,
+                end=end, end_basis=basis if end else None, days_supply=supply, status_changed=status_changed,
+            )  # fmt: skip
+        if rtype == "MedicationDispense":
+            handed = parse_date(res.get("whenHandedOver")) or parse_date(res.get("whenPrepared"))
+            days = period_days(res.get("daysSupply"))
+            end = handed + timedelta(days=int(days)) if handed and days is not None else None
+            return MedicationUse(
+                ref=reference(res), source="dispense", medication=med, status=status, groups=groups,
+                opioid_kind=kind, authored=handed, start=handed, end=end,
+                end_basis=f"dispensed {handed.isoformat()} + {int(days)} days' supply" if end and handed and days else None,
+                days_supply=days,
+            )  # fmt: skip
+        period = as_dict(res.get("effectivePeriod"))
+        start = parse_date(res.get("effectiveDateTime")) or parse_date(period.get("start"))
+        end = parse_date(period.get("end"))
+        return MedicationUse(
+            ref=reference(res), source="statement", medication=med, status=status, groups=groups,
+            opioid_kind=kind, authored=parse_date(res.get("dateAsserted")), start=start, end=end,
+            end_basis="statement period end" if end else None,
+        )  # fmt: skip
+
+    # -- observations -----------------------------------------------------------------------------------------
+    def labs(self) -> list[LabResult]:
+        out = []
+        seen: set[str] = set()
+        for category in LAB_CATEGORIES:
+            for res in self.data.resources.get(category, []):
+                if res.get("resourceType") != "Observation":
+                    continue
+                code = concept(res.get("code"))
+                groups = terminology.lab_groups(code.codings, code.text)
+                if not groups:
+                    continue
+                key = reference(res)
+                if key in seen and as_str(res.get("id")):
+                    continue  # the same Observation can answer two prefetch keys
+                seen.add(key)
+                if not self._valid(category, res):
+                    continue
+                out.append(self._lab(res, code, groups))
+        return out
+
+    def _lab(self, res: dict[str, Any], code: Any, groups: frozenset[str]) -> LabResult:
+        period = as_dict(res.get("effectivePeriod"))
+        effective = (
+            parse_datetime(res.get("effectiveDateTime"))
+            or parse_datetime(res.get("effectiveInstant"))
+            or parse_datetime(period.get("start"))
+            or parse_datetime(res.get("issued"))
+        )
+        qty = as_dict(res.get("valueQuantity"))
+        rng = as_dict(next(iter(as_list(res.get("referenceRange"))), None))
+        high, low = as_dict(rng.get("high")), as_dict(rng.get("low"))
+        interpretation = tuple(c for cc in as_list(res.get("interpretation")) for c in concept(cc).codings)
+        return LabResult(
+            ref=reference(res),
+            code=code,
+            status=as_str(res.get("status")),
+            groups=groups,
+            effective=effective,
+            value=parse_decimal(qty.get("value")),
+            unit=as_str(qty.get("unit")) or as_str(qty.get("code")),
+            value_concept=concept(res["valueCodeableConcept"]) if isinstance(res.get("valueCodeableConcept"), dict) else None,
+            value_string=as_str(res.get("valueString")),
+            interpretation=interpretation,
+            ref_low=parse_decimal(low.get("value")),
+            ref_high=parse_decimal(high.get("value")),
+            ref_unit=as_str(high.get("unit")) or as_str(high.get("code")) or as_str(low.get("unit")),
+            ref_text=as_str(rng.get("text")),
+        )
+
+    # -- conditions and allergies -----------------------------------------------------------------------------
+    def conditions(self) -> list[ConditionRecord]:
+        out = []
+        for res in self.data.resources.get(Category.CONDITIONS, []):
+            if res.get("resourceType") != "Condition":
+                continue
+            code = concept(res.get("code"))
+            groups = terminology.condition_groups(code.codings, code.text)
+            if not groups or not self._valid(Category.CONDITIONS, res):
+                continue
+            abatement = parse_date(res.get("abatementDateTime")) or parse_date(as_dict(res.get("abatementPeriod")).get("end"))
+            abated = abatement is None and any(
+                k in res for k in ("abatementString", "abatementAge", "abatementRange", "abatementBoolean")
+            )
+            out.append(
+                ConditionRecord(
+                    ref=reference(res),
+                    code=code,
+                    groups=groups,
+                    clinical_status=first_code(res.get("clinicalStatus")),
+                    verification_status=first_code(res.get("verificationStatus")),
+                    onset=parse_date(res.get("onsetDateTime")) or parse_date(as_dict(res.get("onsetPeriod")).get("start")),
+                    abatement=abatement,
+                    abated=abated,
+                    recorded=parse_date(res.get("recordedDate")),
+                )
+            )
+        return out
+
+    def allergies(self) -> list[AllergyRecord]:
+        out = []
+        for res in self.data.resources.get(Category.ALLERGIES, []):
+            if res.get("resourceType") != "AllergyIntolerance":
+                continue
+            substance = concept(res.get("code"))
+            groups = terminology.allergy_groups(substance.codings, substance.text)
+            reactions = [as_dict(r) for r in as_list(res.get("reaction"))]
+            if not groups:
+                for r in reactions:
+                    rs = concept(r.get("substance"))
+                    if g := terminology.allergy_groups(rs.codings, rs.text):
+                        substance, groups = rs, g
+                        break
+            if not groups or not self._valid(Category.ALLERGIES, res):
+                continue
+            manifestations = tuple(
+                concept(m).label for r in reactions for m in as_list(r.get("manifestation")) if isinstance(m, dict)
+            )
+            out.append(
+                AllergyRecord(
+                    ref=reference(res),
+                    substance=substance,
+                    groups=groups,
+                    clinical_status=first_code(res.get("clinicalStatus")),
+                    verification_status=first_code(res.get("verificationStatus")),
+                    criticality=as_str(res.get("criticality")),
+                    recorded=parse_date(res.get("recordedDate")),
+                    reactions=manifestations,
+                )
+            )
+        return out
+
+    def patient(self) -> PatientInfo:
+        for res in self.data.resources.get(Category.PATIENT, []):
+            if res.get("resourceType") == "Patient":
+                return PatientInfo(as_str(res.get("id")), as_str(res.get("gender")), parse_date(res.get("birthDate")))
+        return PatientInfo(None)
+
+
+def build_snapshot(data: ResolvedData, draft_medications: tuple[MedicationUse, ...] = ()) -> PatientSnapshot:
+    """The one way rules get patient data. ``draft_medications`` are other orders drafted in the same session."""
+    b = _Builder(data)
+    medications = tuple(b.medications()) + draft_medications
+    labs, conditions, allergies = tuple(b.labs()), tuple(b.conditions()), tuple(b.allergies())
+    unavailable = list(data.unavailable)
+    for category, problems in b.problems.items():
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        unavailable.append(Unavailable(category, f"partly unreadable: {shown}", partial=True))
+    return PatientSnapshot(
+        patient=b.patient(),
+        medications=medications,
+        labs=labs,
+        conditions=conditions,
+        allergies=allergies,
+        unavailable=tuple(unavailable),
+        provenance=tuple(sorted(data.provenance.items())),
+    )
