@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +33,7 @@ from cds_service.fhir.resolve import FetchSettings, FhirFetcher, resolve
 from cds_service.fhir.snapshot import build_snapshot
 from cds_service.hooks.models import Card, CardsResponse, FeedbackRequest, HookRequest
 from cds_service.hooks.services import SERVICES
+from cds_service.observe import CallObserver, CallRecord, CardRecord, notify_call
 from cds_service.render import CardLibrary
 from cds_service.rules import evaluate
 
@@ -117,8 +118,31 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
-def create_app(settings: Settings, *, clock: Clock = _now, http: httpx.AsyncClient | None = None) -> FastAPI:
-    """Build the service. ``http`` lets tests hand in a client with a MockTransport for the fallback fetch."""
+class _CallOutcome:
+    """What one hook call produced, filled in as it goes so that even a failed call leaves an audit record."""
+
+    def __init__(self) -> None:
+        self.hook_instance = "(unreadable)"
+        self.status = 200
+        self.error: str | None = None
+        self.cards: tuple[CardRecord, ...] = ()
+        self.unavailable: tuple[str, ...] = ()
+        self.provenance: tuple[tuple[str, str], ...] = ()
+        self.fetch_errors = 0
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = _now,
+    http: httpx.AsyncClient | None = None,
+    observers: Sequence[CallObserver] = (),
+) -> FastAPI:
+    """Build the service.
+
+    ``http`` lets tests hand in a client with a MockTransport for the fallback fetch; ``observers`` receive a
+    PHI-free record of every hook call and every feedback item (audit trail, metrics).
+    """
     cards = CardLibrary.load()
 
     @asynccontextmanager
@@ -149,6 +173,7 @@ def create_app(settings: Settings, *, clock: Clock = _now, http: httpx.AsyncClie
     )
     app.state.settings = settings
     app.state.cards = cards
+    app.state.observers = list(observers)
     install_auth(app, None, list(settings.auth.cors_origins))
     _install_error_handlers(app)
 
@@ -165,41 +190,69 @@ def create_app(settings: Settings, *, clock: Clock = _now, http: httpx.AsyncClie
         service = SERVICES.get(service_id)
         if service is None:
             raise NotFound(f"no CDS service with id {service_id!r}; see GET /cds-services")
+        started_at, started = clock(), time.perf_counter()
+        outcome = _CallOutcome()
+        try:
+            rendered = await _answer(service_id, service.hook, request, client, started_at, outcome)
+        except ServiceError as exc:
+            outcome.status, outcome.error = exc.status_code, exc.issue_code
+            raise
+        except Exception:
+            outcome.status, outcome.error = 500, "exception"
+            raise
+        finally:
+            record = CallRecord(
+                hook_instance=outcome.hook_instance,
+                service_id=service_id,
+                started_at=started_at,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                status_code=outcome.status,
+                cards=outcome.cards,
+                unavailable=outcome.unavailable,
+                provenance=outcome.provenance,
+                fetch_errors=outcome.fetch_errors,
+                error=outcome.error,
+            )
+            await notify_call(request.app.state.observers, record)
+        return FhirJSONResponse(CardsResponse(cards=rendered).dump())
+
+    async def _answer(
+        service_id: str, hook: str, request: Request, client: Any, now: datetime, outcome: _CallOutcome
+    ) -> list[Card]:
         raw = await _read_json(request, settings.limits.max_body_bytes)
         if not isinstance(raw, dict):
             raise BadRequest("request body must be a JSON object")
+        if isinstance(raw.get("hookInstance"), str):
+            outcome.hook_instance = raw["hookInstance"][:128]
         try:
             hook_request = HookRequest.model_validate(raw)
         except ValidationError as exc:
             message, where = _validation_message(exc)
             raise BadRequest(message, expression=where) from None
-        if hook_request.hook != service.hook:
+        if hook_request.hook != hook:
             raise BadRequest(
-                f"hook {hook_request.hook!r} does not match service {service_id!r}, which handles {service.hook!r}",
+                f"hook {hook_request.hook!r} does not match service {service_id!r}, which handles {hook!r}",
                 expression=["hook"],
             )
-        started = time.perf_counter()
-        now = clock()
-        drafts = read_draft_orders(service.hook, hook_request.context)
+        drafts = read_draft_orders(hook, hook_request.context)
         rendered: list[Card] = []
-        if drafts.to_check:
-            allowed = settings.fetch_allowlist + (tuple(client.fhir_servers) if client else ())
-            data = await resolve(hook_request, request.app.state.fetcher, allowed)
-            snapshot = build_snapshot(data, drafts.other_medications)
-            patient_id = snapshot.patient.id or (hook_request.context.get("patientId") or None)
-            for order in drafts.to_check:
-                for finding in evaluate(snapshot, order, settings.policy, now):
-                    rendered.append(cards.render(finding, order, patient_id if isinstance(patient_id, str) else None))
-            rendered.sort(key=lambda c: {"critical": 0, "warning": 1, "info": 2}[c.indicator])
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        log.info(
-            "hook %s instance %s: %d card(s) in %.1f ms",
-            service_id,
-            hook_request.hookInstance[:64],
-            len(rendered),
-            elapsed_ms,
-        )
-        return FhirJSONResponse(CardsResponse(cards=rendered).dump())
+        if not drafts.to_check:
+            return rendered
+        allowed = settings.fetch_allowlist + (tuple(client.fhir_servers) if client else ())
+        data = await resolve(hook_request, request.app.state.fetcher, allowed)
+        snapshot = build_snapshot(data, drafts.other_medications)
+        context_patient = hook_request.context.get("patientId")
+        patient_id = snapshot.patient.id or (context_patient if isinstance(context_patient, str) else None)
+        for order in drafts.to_check:
+            for finding in evaluate(snapshot, order, settings.policy, now):
+                card = cards.render(finding, order, patient_id)
+                rendered.append(card)
+                outcome.cards += (CardRecord(finding.rule_id, card.indicator, card.uuid),)
+        rendered.sort(key=lambda c: {"critical": 0, "warning": 1, "info": 2}[c.indicator])
+        outcome.unavailable = tuple(sorted({u.category.value for u in snapshot.unavailable}))
+        outcome.provenance = tuple((c.value, how) for c, how in snapshot.provenance)
+        outcome.fetch_errors = data.fetch_errors
+        return rendered
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request, _: TrustedClientDep) -> Response:
@@ -211,6 +264,8 @@ def create_app(settings: Settings, *, clock: Clock = _now, http: httpx.AsyncClie
         except ValidationError as exc:
             message, where = _validation_message(exc)
             raise BadRequest(message.replace("CDS Hooks request", "feedback"), expression=where) from None
+        for observer in request.app.state.observers:
+            await observer.on_feedback(service_id, parsed.feedback)
         return FhirJSONResponse({"received": len(parsed.feedback)})
 
     return app
