@@ -271,4 +271,11 @@ def create_app(
     return app
 
 
-__all__ = ["Category", "create_app"]
+def app_from_env() -> FastAPI:
+    """App factory for multi-worker uvicorn: settings from ``$CDS_CONFIG`` (development mode without it)."""
+    from cds_service.config import load_settings
+
+    return create_app(load_settings())
+
+
+__all__ = ["Category", "app_from_env", "create_app"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -46,7 +47,16 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=host, port=args.port, log_level="info", access_log=False)
+    if args.workers > 1:
+        # Worker processes build their own app from the same config (uvicorn imports the factory by name).
+        if args.config:
+            os.environ["CDS_CONFIG"] = str(args.config)
+        uvicorn.run(
+            "cds_service.app:app_from_env", factory=True, host=host, port=args.port, workers=args.workers,
+            log_level="info", access_log=False,
+        )  # fmt: skip
+    else:
+        uvicorn.run(create_app(settings), host=host, port=args.port, log_level="info", access_log=False)
     return 0
 
 
@@ -58,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to bind (default 127.0.0.1 without auth, 0.0.0.0 with auth)")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--config", help="TOML config file (default: $CDS_CONFIG, else development mode)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1; about one per core)")
     p.set_defaults(handler=serve)
 
     for register in _extensions():
