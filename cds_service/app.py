@@ -34,8 +34,8 @@ from cds_service.fhir.snapshot import build_snapshot
 from cds_service.hooks.models import Card, CardsResponse, FeedbackRequest, HookRequest
 from cds_service.hooks.services import SERVICES
 from cds_service.observe import CallObserver, CallRecord, CardRecord, notify_call
-from cds_service.render import CardLibrary
-from cds_service.rules import evaluate
+from cds_service.render import CardContentError, CardLibrary
+from cds_service.rules import RULES, evaluate
 
 log = logging.getLogger("cds_service")
 
@@ -144,6 +144,9 @@ def create_app(
     PHI-free record of every hook call and every feedback item (audit trail, metrics).
     """
     cards = CardLibrary.load()
+    missing = sorted(set(RULES) - set(cards.templates))
+    if missing:
+        raise CardContentError(f"rules without a card file in cards/: {', '.join(missing)}")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,9 +158,7 @@ def create_app(
             client,
             FetchSettings(settings.fhir.timeout_s, settings.fhir.max_pages, settings.fetch_allowlist),
         )
-        app.state.verifier = (
-            JwtVerifier(settings.auth, settings.base_url, client) if settings.auth.required else None
-        )
+        app.state.verifier = JwtVerifier(settings.auth, settings.base_url, client) if settings.auth.required else None
         try:
             yield
         finally:

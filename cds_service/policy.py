@@ -78,9 +78,8 @@ class Policy(_Strict):
             if rule_id not in RULE_IDS:
                 raise ValueError(f"[policy.indicators] names an unknown rule {rule_id!r}; known: {', '.join(RULE_IDS)}")
             if setting == "off" and rule_id not in SWITCHABLE_RULES:
-                raise ValueError(
-                    f"[policy.indicators] {rule_id} cannot be turned off; only {', '.join(sorted(SWITCHABLE_RULES))} can"
-                )
+                allowed = ", ".join(sorted(SWITCHABLE_RULES))
+                raise ValueError(f"[policy.indicators] {rule_id} cannot be turned off; only {allowed} can")
         return self
 
     def indicator(self, rule_id: str, default: Indicator) -> Indicator | None:

@@ -155,7 +155,7 @@ class CardLibrary:
                 topic=CodingOut(system=RULE_SYSTEM, code=tpl.rule_id, display=tpl.title),
             ),
             suggestions=suggestions,
-            selectionBehavior=tpl.selection_behavior if suggestions else None,  # type: ignore[arg-type]
+            selectionBehavior=tpl.selection_behavior if suggestions else None,
             overrideReasons=[
                 OverrideReason(system=OVERRIDE_SYSTEM, code=code, display=display)
                 for code, display in tpl.override_reasons
@@ -173,11 +173,19 @@ class CardLibrary:
                 label="Remove the naltrexone order",
                 uuid=str(uuid.uuid4()),
                 isRecommended=True,
-                actions=[Action(type="delete", description=f"Remove the draft {order.product.label} order", resourceId=order.ref)],
+                actions=[
+                    Action(
+                        type="delete", description=f"Remove the draft {order.product.label} order", resourceId=order.ref
+                    )
+                ],
             )
         if kind in ("order-urine-screen", "order-liver-panel"):
             code, display, label = (
-                (terminology.URINE_SCREEN_ORDER_LOINC, terminology.URINE_SCREEN_ORDER_DISPLAY, "Order a urine opioid screen")
+                (
+                    terminology.URINE_SCREEN_ORDER_LOINC,
+                    terminology.URINE_SCREEN_ORDER_DISPLAY,
+                    "Order a urine opioid screen",
+                )
                 if kind == "order-urine-screen"
                 else (terminology.HEPATIC_PANEL_LOINC, "Hepatic function panel", "Order a hepatic function panel")
             )
@@ -213,7 +221,10 @@ class CardLibrary:
             "intent": "order",
             "medicationCodeableConcept": med,
             "dosageInstruction": [
-                {"text": "For suspected opioid overdose: 1 spray in one nostril; may repeat every 2-3 minutes in alternating nostrils. Call emergency services."}
+                {
+                    "text": "For suspected opioid overdose: 1 spray in one nostril; may repeat every 2-3 minutes "
+                    "in alternating nostrils. Call emergency services."
+                }
             ],
             "dispenseRequest": {"quantity": {"value": 2, "unit": "spray device"}},
         }
@@ -223,5 +234,7 @@ class CardLibrary:
             label="Prescribe naloxone nasal spray",
             uuid=str(uuid.uuid4()),
             isRecommended=True,
-            actions=[Action(type="create", description="Draft a naloxone 4 mg nasal spray prescription", resource=resource)],
+            actions=[
+                Action(type="create", description="Draft a naloxone 4 mg nasal spray prescription", resource=resource)
+            ],
         )

@@ -29,7 +29,9 @@ def instant(offset: float) -> str:
     return (NOW + timedelta(days=offset)).isoformat().replace("+00:00", "Z")
 
 
-def cc(code: str | None = None, system: str = RXNORM, display: str | None = None, text: str | None = None) -> dict[str, Any]:
+def cc(
+    code: str | None = None, system: str = RXNORM, display: str | None = None, text: str | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if code is not None:
         coding: dict[str, Any] = {"system": system, "code": code}
@@ -79,7 +81,12 @@ def medication_request(
     if validity_end is not None:
         dispense["validityPeriod"] = {"start": day(authored or 0), "end": day(validity_end)}
     if supply_days is not None:
-        dispense["expectedSupplyDuration"] = {"value": supply_days, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}
+        dispense["expectedSupplyDuration"] = {
+            "value": supply_days,
+            "unit": "days",
+            "system": "http://unitsofmeasure.org",
+            "code": "d",
+        }
     if refills is not None:
         dispense["numberOfRepeatsAllowed"] = refills
     if dispense:
@@ -157,7 +164,9 @@ def observation(
     if high is not None:
         res["referenceRange"] = [{"high": {"value": high, **({"unit": unit} if unit else {})}}]
     if interpretation:
-        res["interpretation"] = [cc(interpretation, "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation")]
+        res["interpretation"] = [
+            cc(interpretation, "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation")
+        ]
     if value_code:
         res["valueCodeableConcept"] = cc(value_code[0], SNOMED, value_code[1])
     if value_string:
@@ -234,7 +243,9 @@ def hook_request(
     else:
         context["draftOrders"] = bundle(*drafts, type_="collection")
     if hook == "order-select":
-        context["selections"] = selections if selections is not None else [f"MedicationRequest/{d['id']}" for d in drafts[:1]]
+        context["selections"] = (
+            selections if selections is not None else [f"MedicationRequest/{d['id']}" for d in drafts[:1]]
+        )
     body: dict[str, Any] = {
         "hook": hook,
         "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",

@@ -26,7 +26,10 @@ def _sample_finding(rule_id: str, variant: str | None, indicator: Indicator) -> 
     tpl = LIBRARY.templates[rule_id]
     facts = {name: SAMPLE_FACT for name in tpl.placeholders() - {"evidence", "citation", "product"}}
     evidence = (
-        Evidence("oxycodone hydrochloride 5 MG Oral Tablet — prescription, status active; from 2026-11-11", "MedicationRequest/1"),
+        Evidence(
+            "oxycodone hydrochloride 5 MG Oral Tablet — prescription, status active; from 2026-11-11",
+            "MedicationRequest/1",
+        ),
         Evidence("Alanine aminotransferase: 168 U/L; reference range –40 U/L; 4.2× ULN; 2026-11-16", "Observation/2"),
     )
     return Finding(rule_id=rule_id, indicator=indicator, evidence=evidence, facts=facts, variant=variant)
@@ -55,7 +58,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("rule_id", "variant", "indicator"), CASES, ids=[f"{r}-{v or 'default'}-{i.value}" for r, v, i in CASES])
+@pytest.mark.parametrize(
+    ("rule_id", "variant", "indicator"), CASES, ids=[f"{r}-{v or 'default'}-{i.value}" for r, v, i in CASES]
+)
 def test_filled_card_honours_the_contract(rule_id: str, variant: str | None, indicator: Indicator) -> None:
     card = LIBRARY.render(_sample_finding(rule_id, variant, indicator), ORDER, "pat-1")
     body = card.dump()
@@ -64,7 +69,11 @@ def test_filled_card_honours_the_contract(rule_id: str, variant: str | None, ind
     assert len(body["summary"]) <= SUMMARY_MAX
     assert not body["summary"].endswith("…"), f"summary had to be truncated: {body['summary']}"
     assert body["indicator"] == indicator.value
-    assert body["source"]["topic"] == {"system": "urn:naltrexone-cds:rule", "code": rule_id, "display": LIBRARY.templates[rule_id].title}
+    assert body["source"]["topic"] == {
+        "system": "urn:naltrexone-cds:rule",
+        "code": rule_id,
+        "display": LIBRARY.templates[rule_id].title,
+    }
     assert body["source"]["label"]
     if body.get("suggestions"):
         assert body["selectionBehavior"] in ("at-most-one", "any")

@@ -44,10 +44,19 @@ def _without(key: str) -> dict[str, Any]:
         ({**hook_request(), "prefetch": {"conditions": "none"}}, "prefetch.conditions"),
     ],
     ids=[
-        "malformed-json", "empty-body", "array-body", "no-hook", "no-hookInstance", "no-context",
-        "context-wrong-type", "hookInstance-wrong-type", "hook-mismatch", "fhirServer-not-url",
-        "fhirAuthorization-no-token", "prefetch-value-not-resource",
-    ],  # fmt: skip
+        "malformed-json",
+        "empty-body",
+        "array-body",
+        "no-hook",
+        "no-hookInstance",
+        "no-context",
+        "context-wrong-type",
+        "hookInstance-wrong-type",
+        "hook-mismatch",
+        "fhirServer-not-url",
+        "fhirAuthorization-no-token",
+        "prefetch-value-not-resource",
+    ],
 )
 def test_bad_requests_are_400_with_an_outcome(client: TestClient, body: Any, says: str) -> None:
     if isinstance(body, bytes):
@@ -102,7 +111,12 @@ def test_bad_feedback_is_400(client: TestClient, body: Any) -> None:
 def test_valid_feedback_is_200(client: TestClient) -> None:
     body = {
         "feedback": [
-            {"card": "c1", "outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}], "outcomeTimestamp": "2026-11-21T10:00:00Z"},
+            {
+                "card": "c1",
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": "s1"}],
+                "outcomeTimestamp": "2026-11-21T10:00:00Z",
+            },
             {
                 "card": "c2",
                 "outcome": "overridden",

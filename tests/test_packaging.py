@@ -25,8 +25,12 @@ def test_the_fhir_library_is_imported_in_one_place() -> None:
     importers = [
         p.relative_to(ROOT).as_posix()
         for p in (ROOT / "cds_service").rglob("*.py")
-        if "fhir.resources" in p.read_text() and "import" in p.read_text()
-        and any(line.lstrip().startswith(("from fhir.resources", "import fhir.resources")) for line in p.read_text().splitlines())
+        if "fhir.resources" in p.read_text()
+        and "import" in p.read_text()
+        and any(
+            line.lstrip().startswith(("from fhir.resources", "import fhir.resources"))
+            for line in p.read_text().splitlines()
+        )
     ]
     assert importers == ["cds_service/fhir/r4b.py"]
 

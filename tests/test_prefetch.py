@@ -70,7 +70,11 @@ def test_prefetched_oxycodone_gives_the_critical_opioid_active_card(client: Test
     }
     assert "oxycodone" in card["summary"].lower() and len(card["summary"]) < 140
     delete = card["suggestions"][0]["actions"][0]
-    assert delete == {"type": "delete", "description": delete["description"], "resourceId": "MedicationRequest/draft-ntx"}
+    assert delete == {
+        "type": "delete",
+        "description": delete["description"],
+        "resourceId": "MedicationRequest/draft-ntx",
+    }
     assert card["selectionBehavior"] == "at-most-one"
 
 
@@ -137,7 +141,10 @@ def test_next_links_are_followed(make_client: Any) -> None:
     c = make_client(transport=httpx.MockTransport(fhir))
     first = fhir(httpx.Request("GET", f"{FHIR}/MedicationRequest?patient={PATIENT_ID}"))
     fhir.requests.clear()
-    out = _post(c, hook_request(prefetch={**empty_prefetch(), "medicationRequests": json.loads(first.content)}, fhir_server=FHIR))
+    out = _post(
+        c,
+        hook_request(prefetch={**empty_prefetch(), "medicationRequests": json.loads(first.content)}, fhir_server=FHIR),
+    )
     assert len(fhir.requests) == 2  # pages 2 and 3
     assert "opioid-active" in topics(out)  # the active one is on the last page
 

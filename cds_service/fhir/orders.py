@@ -26,7 +26,9 @@ from cds_service.fhir.values import (
     reference,
 )
 
-ORDER_TYPES = frozenset({"MedicationRequest", "MedicationOrder", "NutritionOrder", "ServiceRequest", "ProcedureRequest"})
+ORDER_TYPES = frozenset(
+    {"MedicationRequest", "MedicationOrder", "NutritionOrder", "ServiceRequest", "ProcedureRequest"}
+)
 MEDICATION_ORDER_TYPES = frozenset({"MedicationRequest", "MedicationOrder"})
 _MG_UNITS = frozenset({"mg", "milligram", "milligrams"})
 _TABLET_UNITS = frozenset({"tab", "tabs", "tablet", "tablets", "{tbl}", "{tablet}", "{tab}"})
@@ -89,10 +91,8 @@ def _dose(instr: dict[str, Any], product: Product, medication: Concept) -> Dose 
     if value is not None:
         if unit.lower() in _MG_UNITS:
             amount_mg = value
-        elif unit.lower() in _TABLET_UNITS and product is Product.ORAL and "50 mg" in medication.label.lower():
-            amount_mg = value * 50
         elif unit.lower() in _TABLET_UNITS and product is Product.ORAL and _is_50mg_tablet(medication):
-            amount_mg = value * 50
+            amount_mg = value * 50  # tablets of the 50 mg oral product
     repeat = as_dict(as_dict(instr.get("timing")).get("repeat"))
     text = as_str(instr.get("text"))
     if value is None and not repeat and text is None:
@@ -111,7 +111,7 @@ def _dose(instr: dict[str, Any], product: Product, medication: Concept) -> Dose 
 
 
 def _is_50mg_tablet(medication: Concept) -> bool:
-    return any(c.code == "1483744" for c in medication.codings)
+    return any(c.code == "1483744" for c in medication.codings) or "50 mg" in medication.label.lower()
 
 
 def _naltrexone_order(res: dict[str, Any], product: Product, medication: Concept) -> NaltrexoneOrder:

@@ -28,8 +28,9 @@ def validate(resource: dict[str, Any]) -> None:
     try:
         model.model_validate(resource)
     except ValidationError as exc:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())) or rtype
-        raise InvalidResource(f"{rtype}.{where}: {first.get('type', 'invalid')}") from None
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+        kind = errors[0]["type"] if errors else "invalid"
+        raise InvalidResource(f"{rtype}.{where or '(resource)'}: {kind}") from None
     except (TypeError, ValueError) as exc:  # fhir.resources raises these for some malformed primitives
         raise InvalidResource(f"{rtype}: {type(exc).__name__}") from None

@@ -115,9 +115,11 @@ class _Builder:
             if end is None and bounds_end is not None:
                 end, basis = bounds_end, "dosage bounds end"
             if end is None and authored is not None and supply is not None:
-                fills = 1 + (repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else 0)
-                days = int(supply * fills)
-                end, basis = authored + timedelta(days=days), f"ordered {authored.isoformat()} + {days} days' supply"
+                fills = 1 + (
+                    repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else 0
+                )
+                total = int(supply * fills)
+                end, basis = authored + timedelta(days=total), f"ordered {authored.isoformat()} + {total} days' supply"
             status_changed = last_updated if status in ("stopped", "completed", "cancelled") else None
             if end is None and status_changed is not None:
                 end, basis = status_changed, "status change date"
@@ -128,13 +130,14 @@ class _Builder:
             )  # fmt: skip
         if rtype == "MedicationDispense":
             handed = parse_date(res.get("whenHandedOver")) or parse_date(res.get("whenPrepared"))
-            days = period_days(res.get("daysSupply"))
-            end = handed + timedelta(days=int(days)) if handed and days is not None else None
+            supplied = period_days(res.get("daysSupply"))
+            end = handed + timedelta(days=int(supplied)) if handed and supplied is not None else None
+            dispensed = f"dispensed {handed.isoformat()} + {int(supplied)} days' supply" if handed and supplied else None
             return MedicationUse(
                 ref=reference(res), source="dispense", medication=med, status=status, groups=groups,
                 opioid_kind=kind, authored=handed, start=handed, end=end,
-                end_basis=f"dispensed {handed.isoformat()} + {int(days)} days' supply" if end and handed and days else None,
-                days_supply=days,
+                end_basis=dispensed if end else None,
+                days_supply=supplied,
             )  # fmt: skip
         period = as_dict(res.get("effectivePeriod"))
         start = parse_date(res.get("effectiveDateTime")) or parse_date(period.get("start"))
@@ -186,7 +189,9 @@ class _Builder:
             effective=effective,
             value=parse_decimal(qty.get("value")),
             unit=as_str(qty.get("unit")) or as_str(qty.get("code")),
-            value_concept=concept(res["valueCodeableConcept"]) if isinstance(res.get("valueCodeableConcept"), dict) else None,
+            value_concept=concept(res["valueCodeableConcept"])
+            if isinstance(res.get("valueCodeableConcept"), dict)
+            else None,
             value_string=as_str(res.get("valueString")),
             interpretation=interpretation,
             ref_low=parse_decimal(low.get("value")),
@@ -205,7 +210,9 @@ class _Builder:
             groups = terminology.condition_groups(code.codings, code.text)
             if not groups or not self._valid(Category.CONDITIONS, res):
                 continue
-            abatement = parse_date(res.get("abatementDateTime")) or parse_date(as_dict(res.get("abatementPeriod")).get("end"))
+            abatement = parse_date(res.get("abatementDateTime")) or parse_date(
+                as_dict(res.get("abatementPeriod")).get("end")
+            )
             abated = abatement is None and any(
                 k in res for k in ("abatementString", "abatementAge", "abatementRange", "abatementBoolean")
             )
@@ -216,7 +223,8 @@ class _Builder:
                     groups=groups,
                     clinical_status=first_code(res.get("clinicalStatus")),
                     verification_status=first_code(res.get("verificationStatus")),
-                    onset=parse_date(res.get("onsetDateTime")) or parse_date(as_dict(res.get("onsetPeriod")).get("start")),
+                    onset=parse_date(res.get("onsetDateTime"))
+                    or parse_date(as_dict(res.get("onsetPeriod")).get("start")),
                     abatement=abatement,
                     abated=abated,
                     recorded=parse_date(res.get("recordedDate")),

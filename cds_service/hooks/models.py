@@ -20,7 +20,7 @@ class _Incoming(BaseModel):
 
 class FhirAuthorization(_Incoming):
     access_token: NonEmptyStr
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the token *type* name, not a secret
     expires_in: int | None = None
     scope: str | None = None
     subject: str | None = None
@@ -56,7 +56,8 @@ class _Outgoing(BaseModel):
 
     def dump(self) -> dict[str, Any]:
         """JSON-ready dict without None values and without empty strings, lists or objects."""
-        return _prune(self.model_dump(mode="json", exclude_none=True, by_alias=True))
+        pruned: dict[str, Any] = _prune(self.model_dump(mode="json", exclude_none=True, by_alias=True))
+        return pruned
 
 
 def _prune(value: Any) -> Any:
