@@ -187,7 +187,11 @@ class CardLibrary:
                     "Order a urine opioid screen",
                 )
                 if kind == "order-urine-screen"
-                else (terminology.HEPATIC_PANEL_LOINC, "Hepatic function panel", "Order a hepatic function panel")
+                else (
+                    terminology.HEPATIC_PANEL_LOINC,
+                    terminology.HEPATIC_PANEL_DISPLAY,
+                    "Order a hepatic function panel",
+                )
             )
             resource: dict[str, Any] = {
                 "resourceType": "ServiceRequest",
