@@ -113,9 +113,23 @@ async def _read_json(request: Request, limit: int) -> Any:
     if not body:
         raise BadRequest("request body is empty; expected a JSON object")
     try:
-        return orjson.loads(bytes(body))
-    except orjson.JSONDecodeError as exc:
+        parsed = orjson.loads(bytes(body))
+    except orjson.JSONDecodeError as exc:  # orjson itself refuses nesting over 1024 levels here
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    # Structural limits before anything recursive (pydantic, fhir.resources) sees the document: a resource nested
+    # a few hundred levels deep exhausts Python's recursion limit in validation (a 500), and an array is bounded
+    # by [limits] max_bundle_entries (a Bundle's entries in draftOrders or a prefetch key -> 413).
+    from cds_service.fhir.resolve import MAX_JSON_DEPTH
+    from cds_service.fhir.values import json_shape_problem
+
+    limits = request.app.state.settings.limits
+    max_depth: int = getattr(limits, "max_json_depth", MAX_JSON_DEPTH)
+    problem = json_shape_problem(parsed, max_depth=max_depth, max_items=limits.max_bundle_entries)
+    if problem is None:
+        return parsed
+    if problem.startswith("nested"):
+        raise BadRequest(f"request body is {problem}")
+    raise PayloadTooLarge(f"request body refused: {problem} ([limits] max_bundle_entries)")
 
 
 class _CallOutcome:
@@ -175,8 +189,15 @@ def create_app(
     app.state.settings = settings
     app.state.cards = cards
     app.state.observers = list(observers)
-    install_auth(app, None, list(settings.auth.cors_origins))
+    # auth_required makes a request that arrives before the lifespan built the verifier fail closed, never open.
+    install_auth(app, None, list(settings.auth.cors_origins), auth_required=settings.auth.required)
     _install_error_handlers(app)
+    # Feedback loop: GET /metrics, GET /readyz, audit trail and feedback store (StoreUnavailable -> 503).
+    from cds_service.metrics import install_metrics
+    from cds_service.store.integration import install_store
+
+    app.state.observers.append(install_metrics(app))
+    app.state.observers.append(install_store(app, settings))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

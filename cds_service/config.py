@@ -12,9 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cds_service.auth.settings import AuthSettings
+from cds_service.auth.ssrf import validate_server_prefix
 from cds_service.policy import Policy
 
 DEV_FHIR_SERVERS = ("http://127.0.0.1", "http://localhost", "http://[::1]")
@@ -29,17 +30,10 @@ class _Section(BaseModel):
 
 
 class FhirSettings(_Section):
-    allowed_servers: list[str] = Field(default_factory=list)
+    # scheme + host (+ port) + path prefixes; the fallback fetch goes nowhere else (cds_service.auth.ssrf)
+    allowed_servers: list[Annotated[str, AfterValidator(validate_server_prefix)]] = Field(default_factory=list)
     timeout_s: Annotated[float, Field(gt=0, le=30)] = 4.0
     max_pages: Annotated[int, Field(ge=1, le=100)] = 10
-
-    @field_validator("allowed_servers")
-    @classmethod
-    def _urls(cls, v: list[str]) -> list[str]:
-        for url in v:
-            if not url.lower().startswith(("https://", "http://")):
-                raise ValueError(f"allowed_servers entry {url!r} must be an absolute http(s) URL prefix")
-        return v
 
 
 class FeedbackSettings(_Section):
