@@ -162,6 +162,7 @@ class LabResult:
     effective: datetime | None  # effective[x] / issued; timezone-aware (UTC when the source had no offset)
     value: Decimal | None = None
     unit: str | None = None
+    comparator: str | None = None  # valueQuantity.comparator: "<", "<=", ">=", ">" (e.g. eGFR ">60")
     value_concept: Concept | None = None
     value_string: str | None = None
     interpretation: tuple[Coding, ...] = ()

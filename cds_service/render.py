@@ -34,6 +34,7 @@ class CardContentError(ValueError):
 class Wording:
     summary: str
     detail: str
+    suggestions: tuple[str, ...] | None = None  # a variant may offer other suggestions than the card's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,37 +65,45 @@ class _Facts(dict[str, str]):
         return "(not recorded)"
 
 
-def _wording(raw: Mapping[str, Any], where: str) -> Wording:
+def _suggestion_kinds(raw: Any, where: str) -> tuple[str, ...]:
+    kinds = tuple(raw)
+    unknown = set(kinds) - set(SUGGESTION_KINDS)
+    if unknown:
+        raise CardContentError(f"{where}: unknown suggestion kind(s) {sorted(unknown)}; known: {SUGGESTION_KINDS}")
+    return kinds
+
+
+def _wording(raw: Mapping[str, Any], where: str, *, variant: bool = False) -> Wording:
     summary, detail = raw.get("summary"), raw.get("detail")
     if not isinstance(summary, str) or not summary.strip() or not isinstance(detail, str) or not detail.strip():
         raise CardContentError(f"{where}: summary and detail must be non-empty strings")
-    return Wording(summary.strip(), detail.strip())
+    suggestions = _suggestion_kinds(raw["suggestions"], where) if variant and "suggestions" in raw else None
+    return Wording(summary.strip(), detail.strip(), suggestions)
 
 
 def _template(raw: Mapping[str, Any], name: str) -> CardTemplate:
     try:
         rule_id = raw["rule"]
         source = raw["source"]
-        suggestions = tuple(raw.get("suggestions", ()))
-        unknown = set(suggestions) - set(SUGGESTION_KINDS)
-        if unknown:
-            raise CardContentError(f"{name}: unknown suggestion kind(s) {sorted(unknown)}; known: {SUGGESTION_KINDS}")
+        suggestions = _suggestion_kinds(raw.get("suggestions", ()), name)
         reasons = tuple((r["code"], r["display"]) for r in raw.get("override_reasons", ()))
         if any(not code or not display for code, display in reasons):
             raise CardContentError(f"{name}: every override reason needs a code and a display")
         selection = raw.get("selection_behavior")
-        if suggestions and selection not in ("at-most-one", "any"):
+        variants = {k: _wording(v, f"{name} [variants.{k}]", variant=True) for k, v in raw.get("variants", {}).items()}
+        offers = suggestions or any(v.suggestions for v in variants.values())
+        if offers and selection not in ("at-most-one", "any"):
             raise CardContentError(f"{name}: selection_behavior (at-most-one|any) is required with suggestions")
         return CardTemplate(
             rule_id=rule_id,
             title=raw["title"],
             wording=_wording(raw, name),
-            variants={k: _wording(v, f"{name} [variants.{k}]") for k, v in raw.get("variants", {}).items()},
+            variants=variants,
             source_label=source["label"],
             source_url=source.get("url"),
             citation=source["citation"],
             suggestions=suggestions,
-            selection_behavior=selection if suggestions else None,
+            selection_behavior=selection if offers else None,
             override_reasons=reasons,
             links=tuple((link["label"], link["url"]) for link in raw.get("links", ())),
         )
@@ -143,7 +152,8 @@ class CardLibrary:
         if len(summary) > SUMMARY_MAX:
             summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
         detail = wording.detail.format_map(facts)
-        suggestions = [self._suggestion(kind, order, patient_id) for kind in tpl.suggestions]
+        kinds = wording.suggestions if wording.suggestions is not None else tpl.suggestions
+        suggestions = [self._suggestion(kind, order, patient_id) for kind in kinds]
         return Card(
             uuid=str(uuid.uuid4()),
             summary=summary,

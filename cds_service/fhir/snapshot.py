@@ -45,6 +45,11 @@ LAB_CATEGORIES = (
 )
 
 
+def _boolean_text(value: Any) -> str | None:
+    """valueBoolean as the text answer rules already read ("true"/"false"), e.g. a breastfeeding status."""
+    return ("true" if value else "false") if isinstance(value, bool) else None
+
+
 def _bounds_end(res: dict[str, Any]) -> Any:
     for instr in as_list(res.get("dosageInstruction")):
         bounds = as_dict(as_dict(as_dict(as_dict(instr).get("timing")).get("repeat")).get("boundsPeriod"))
@@ -192,7 +197,8 @@ class _Builder:
             value_concept=concept(res["valueCodeableConcept"])
             if isinstance(res.get("valueCodeableConcept"), dict)
             else None,
-            value_string=as_str(res.get("valueString")),
+            comparator=as_str(qty.get("comparator")),
+            value_string=as_str(res.get("valueString")) or _boolean_text(res.get("valueBoolean")),
             interpretation=interpretation,
             ref_low=parse_decimal(low.get("value")),
             ref_high=parse_decimal(high.get("value")),

@@ -5,12 +5,14 @@ Evidence lines always carry a date (or say that none was recorded) because a cli
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 
 from cds_service.domain import (
     AllergyRecord,
+    Concept,
     ConditionRecord,
     Evidence,
     LabResult,
@@ -60,7 +62,8 @@ def allergy_is_current(allergy: AllergyRecord) -> bool:
     return (allergy.verification_status or "") not in EXCLUDED_VERIFICATION
 
 
-def medication_evidence(med: MedicationUse) -> Evidence:
+def medication_evidence(med: MedicationUse, extra: str | None = None) -> Evidence:
+    """One medication record with its status and dates; ``extra`` appends the rule's own reading of it."""
     kind = {
         "request": "prescription",
         "statement": "medication statement",
@@ -76,6 +79,8 @@ def medication_evidence(med: MedicationUse) -> Evidence:
         parts.append(f"from {fmt_date(med.start or med.authored)}")
     if med.end is not None:
         parts.append(f"ends {fmt_date(med.end)} ({med.end_basis})")
+    if extra:
+        parts.append(extra)
     return Evidence("; ".join(parts), med.ref)
 
 
@@ -131,3 +136,258 @@ def names(items: Iterable[str], limit: int = 2) -> str:
     if len(unique) <= limit:
         return " and ".join(unique)
     return ", ".join(unique[:limit]) + f" and {len(unique) - limit} more"
+
+
+_SALTS = frozenset(
+    {"hydrochloride", "hcl", "bitartrate", "sulfate", "citrate", "phosphate", "tartrate", "acetate", "besylate",
+     "mesylate", "sodium", "potassium", "hydrobromide", "napsylate", "polistirex", "maleate", "bromide"}
+)  # fmt: skip
+_LEADING_QUANTITY = re.compile(r"^\d+(\.\d+)?\s+(HR|H|HOUR|DAY|ML|ACTUAT)\s+", re.IGNORECASE)  # "72 HR", "1 ML"
+
+
+def short_label(medication: Concept) -> str:
+    """A drug name short enough for a card summary: the ingredient or brand words, no strength, salt or form.
+
+    "Acetaminophen 325 MG / oxyCODONE Hydrochloride 5 MG Oral Tablet" -> "Acetaminophen/oxyCODONE";
+    "72 HR Fentanyl 0.025 MG/HR Transdermal System" -> "Fentanyl". Ingredients are separated by " / " (RxNorm
+    style); each keeps its words up to the first number. Falls back to the full label when nothing is left.
+    """
+    label = medication.label
+    components = []
+    for part in label.split(" / "):
+        words: list[str] = []
+        for word in _LEADING_QUANTITY.sub("", part.strip()).split():
+            if word[0].isdigit() or word.startswith("["):
+                break
+            words.append(word)
+        kept = [w for w in words if w.lower() not in _SALTS] or words
+        if kept:
+            components.append(" ".join(kept))
+    return "/".join(components) or label
+
+
+# -- medications: current, ended, never taken ----------------------------------------------------------------
+# Clinical spec, section 2 (opioid-active): what makes a medication record "current".
+REQUEST_CURRENT = frozenset({"active", "on-hold"})
+STATEMENT_CURRENT = frozenset({"active", "intended"})
+DRAFT_WITHDRAWN = frozenset({"entered-in-error", "cancelled", "revoked"})
+# A dispense in these states never reached the patient (FHIR R4 MedicationDispense.status).
+DISPENSE_NOT_HANDED_OVER = frozenset({"preparation", "on-hold", "cancelled", "declined", "entered-in-error"})
+# Records that say the drug was never taken at all: not current, and no "last use" either. A "draft" request
+# in the patient's record is an unsigned order from an earlier session; "cancelled" means withdrawn before any
+# administration (FHIR R4 MedicationRequest.status); "revoked" is the pre-R4 spelling.
+NEVER_TAKEN: dict[str, frozenset[str]] = {
+    "request": frozenset({"draft", "cancelled", "revoked", "entered-in-error"}),
+    "statement": frozenset({"not-taken", "entered-in-error"}),
+    "dispense": DISPENSE_NOT_HANDED_OVER,
+}
+
+
+def medication_is_current(med: MedicationUse, today: date) -> bool:
+    """Current per the clinical spec (opioid-active): request active/on-hold, statement active/intended, a
+    handed-over dispense whose days' supply covers today, or a draft of this same session (unless withdrawn).
+    """
+    status = (med.status or "").lower()
+    if med.source == "draft":
+        return status not in DRAFT_WITHDRAWN
+    if med.source == "dispense":
+        return status not in DISPENSE_NOT_HANDED_OVER and med.end is not None and med.end >= today
+    if med.source == "request":
+        return status in REQUEST_CURRENT
+    if med.source == "statement":
+        return status in STATEMENT_CURRENT
+    return False
+
+
+def medication_was_taken(med: MedicationUse) -> bool:
+    """False for records that say the drug never reached the patient (cancelled, not-taken, in error...).
+
+    Drafts are never "taken": this session's drafts are current (opioid-active), and drafts from earlier
+    sessions arrive as requests with status "draft".
+    """
+    if med.source == "draft":
+        return False
+    return (med.status or "").lower() not in NEVER_TAKEN.get(med.source, frozenset())
+
+
+# -- opioid urine screens (clinical spec, section 3) ---------------------------------------------------------
+V3_INTERPRETATION_SYSTEMS = frozenset(
+    {
+        "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+        "http://hl7.org/fhir/v3/ObservationInterpretation",  # the STU3 spelling of the same code system
+        "urn:oid:2.16.840.1.113883.5.83",
+    }
+)
+# POS, DET, A, H per the spec; AA and HH are the "critically" forms of A and H, so at least as positive.
+POSITIVE_INTERPRETATION = frozenset({"POS", "DET", "A", "AA", "H", "HH"})
+NEGATIVE_INTERPRETATION = frozenset({"NEG", "ND", "N"})
+SNOMED_SYSTEM = "http://snomed.info/sct"
+LOINC_SYSTEM = "http://loinc.org"
+POSITIVE_ANSWERS = frozenset({(SNOMED_SYSTEM, "10828004"), (SNOMED_SYSTEM, "260373001"),
+                              (LOINC_SYSTEM, "LA6576-8"), (LOINC_SYSTEM, "LA11882-0")})  # fmt: skip
+NEGATIVE_ANSWERS = frozenset({(SNOMED_SYSTEM, "260385009"), (SNOMED_SYSTEM, "260415000"),
+                              (LOINC_SYSTEM, "LA6577-6"), (LOINC_SYSTEM, "LA11883-8")})  # fmt: skip
+
+POSITIVE, NEGATIVE, INCONCLUSIVE = "positive", "negative", "inconclusive"
+
+
+def _answer_text(text: str | None) -> str | None:
+    if not text:
+        return None
+    t = text.strip().lower()
+    if t.startswith(("pos", "detected")):
+        return POSITIVE
+    if t.startswith(("neg", "not detected")):
+        return NEGATIVE
+    return None
+
+
+def _units_agree(a: str | None, b: str | None) -> bool:
+    return a is None or b is None or a.strip().lower() == b.strip().lower()
+
+
+def _against_cutoff(value: Decimal, comparator: str | None, cutoff: Decimal) -> str | None:
+    """A quantity against the screen's cut-off; a comparator ("<300") decides only when the bound settles it."""
+    if comparator in (None, ""):
+        return POSITIVE if value >= cutoff else NEGATIVE
+    if comparator == "<":
+        return NEGATIVE if value <= cutoff else None
+    if comparator == "<=":
+        return NEGATIVE if value < cutoff else None
+    if comparator in (">", ">="):
+        return POSITIVE if value >= cutoff else None
+    return None
+
+
+def urine_screen_result(lab: LabResult) -> str:
+    """Reads a urine screen as section 3 of the clinical spec does: "positive", "negative" or "inconclusive".
+
+    Positive when any signal says so (interpretation, coded answer, text answer, a quantity at or above the
+    cut-off ``referenceRange.high`` in the same unit); negative when no signal is positive and one is;
+    anything else (no value, a number without a cut-off, a number whose unit differs from the cut-off's) is
+    inconclusive. A positive signal wins over a negative one on the same Observation: the safe reading.
+    A coded answer with no recognised code is read by its text/display like a ``valueString`` (local codes).
+    """
+    signals: set[str] = set()
+    for c in lab.interpretation:
+        if c.system in V3_INTERPRETATION_SYSTEMS and c.code:
+            code = c.code.strip().upper()
+            if code in POSITIVE_INTERPRETATION:
+                signals.add(POSITIVE)
+            elif code in NEGATIVE_INTERPRETATION:
+                signals.add(NEGATIVE)
+    if lab.value_concept is not None:
+        keys = {(c.system, (c.code or "").strip()) for c in lab.value_concept.codings}
+        if keys & POSITIVE_ANSWERS:
+            signals.add(POSITIVE)
+        elif keys & NEGATIVE_ANSWERS:
+            signals.add(NEGATIVE)
+        else:
+            texts = [lab.value_concept.text, *(c.display for c in lab.value_concept.codings)]
+            signals |= {r for t in texts if (r := _answer_text(t))}
+    if (answer := _answer_text(lab.value_string)) is not None:
+        signals.add(answer)
+    if lab.value is not None and lab.ref_high is not None and _units_agree(lab.unit, lab.ref_unit):
+        if (quantity := _against_cutoff(lab.value, lab.comparator, lab.ref_high)) is not None:
+            signals.add(quantity)
+    if POSITIVE in signals:
+        return POSITIVE
+    if NEGATIVE in signals:
+        return NEGATIVE
+    return INCONCLUSIVE
+
+
+def days_ago(n: int) -> str:
+    """'today', 'yesterday', '6 days ago' — for card summaries."""
+    if n <= 0:
+        return "today"
+    if n == 1:
+        return "yesterday"
+    return f"{n} days ago"
+
+
+# -- lab results, status answers and problem-list entries (liver, pregnancy, lactation, kidney, mood rules) ------
+def recent_results(labs: Iterable[LabResult], group: str, now: datetime, days: int) -> list[LabResult]:
+    """Results of one lab group that count (final/amended/corrected) and are dated within ``days`` before ``now``,
+    newest first.
+
+    An undated result cannot be placed in a lookback window, so it is never recent. A result dated after ``now``
+    (clock skew, a time-zone slip) counts, as the newest.
+    """
+    dated = [
+        (lab.effective, lab)
+        for lab in labs
+        if group in lab.groups
+        and lab_counts(lab)
+        and lab.effective is not None
+        and (now - lab.effective).total_seconds() <= days * 86400
+    ]
+    dated.sort(key=lambda pair: pair[0], reverse=True)
+    return [lab for _, lab in dated]
+
+
+def active_conditions(conditions: Iterable[ConditionRecord], group: str, today: date) -> list[ConditionRecord]:
+    """The problem-list entries of one condition group that are active per the clinical spec, in record order."""
+    return [c for c in conditions if group in c.groups and condition_is_active(c, today)]
+
+
+_YES_WORDS = frozenset({"yes", "y", "true"})
+_NO_WORDS = frozenset({"no", "n", "false", "not", "non", "never", "stopped", "ceased", "weaned", "denies"})
+_UNSURE_WORDS = frozenset({"unknown", "unsure", "uncertain", "possible", "possibly", "maybe", "declined", "unable"})
+
+
+def _read_answer_text(text: str | None, stems: tuple[str, ...]) -> bool | None:
+    if not text:
+        return None
+    words = "".join(ch if ch.isalnum() else " " for ch in text.lower()).split()
+    if not words:
+        return None
+    if _UNSURE_WORDS.intersection(words) or "not known" in " ".join(words):
+        return None
+    if _NO_WORDS.intersection(words):
+        return False
+    if len(words) == 1 and words[0] in _YES_WORDS:
+        return True
+    joined = "".join(words)
+    return True if any(stem in joined for stem in stems) else None
+
+
+def status_answer(
+    lab: LabResult,
+    *,
+    yes_codes: frozenset[str],
+    no_codes: frozenset[str],
+    unknown_codes: frozenset[str],
+    stems: tuple[str, ...],
+) -> bool | None:
+    """The answer of a status Observation (pregnancy status, breastfeeding status): True, False, or None when it
+    is unknown or cannot be read.
+
+    Answer codes decide first (compared without their system: LOINC LA codes and SNOMED CT ids cannot collide);
+    otherwise the text, each display and ``valueString`` are read in turn, the first definite reading wins:
+    a word of doubt ("unknown", "possible") means unknown, a negation ("not", "no", "non-") means no, a bare
+    "yes"/"true" or a word containing one of ``stems`` ("pregnan", "breastfeed") means yes.
+    """
+    concept = lab.value_concept
+    codings = concept.codings if concept is not None else ()
+    codes = {(c.code or "").strip() for c in codings}
+    if codes & yes_codes:
+        return True
+    if codes & no_codes:
+        return False
+    if codes & unknown_codes:
+        return None
+    texts = [concept.text if concept is not None else None, *(c.display for c in codings), lab.value_string]
+    for text in texts:
+        if (answer := _read_answer_text(text, stems)) is not None:
+            return answer
+    return None
+
+
+def clip(text: str, limit: int = 32) -> str:
+    """A name cut at a word boundary to fit a card summary ("Alcoholic cirrhosis of liver…"); the detail keeps
+    the full name."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:-")
+    return (cut or text[: limit - 1]) + "\N{HORIZONTAL ELLIPSIS}"

@@ -18,6 +18,7 @@ Decisions where the spec is silent:
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from cds_service.domain import Evidence, Finding, Indicator, LabResult, NaltrexoneOrder, PatientSnapshot
 from cds_service.policy import Policy
@@ -55,6 +56,15 @@ def _problem(lab: LabResult) -> str | None:
     return None
 
 
+def _undetermined(lab: LabResult, threshold: Decimal) -> bool:
+    """A censored value (eGFR ">60") that cannot say on which side of the cut-off the patient is."""
+    if lab.value is None or lab.comparator is None:
+        return False
+    if lab.comparator in (">", ">="):
+        return lab.value < threshold
+    return lab.comparator in ("<", "<=") and lab.value > threshold
+
+
 def evaluate(snapshot: PatientSnapshot, order: NaltrexoneOrder, policy: Policy, now: datetime) -> Finding | None:
     evidence: list[Evidence] = []
     basis: list[str] = []
@@ -63,6 +73,10 @@ def evaluate(snapshot: PatientSnapshot, order: NaltrexoneOrder, policy: Policy, 
         problem = _problem(lab)
         if problem is not None:
             unreadable.append(lab_evidence(lab, f"not interpreted: {problem}"))
+            continue
+        if _undetermined(lab, policy.egfr_caution_below):
+            cut = fmt_number(policy.egfr_caution_below)
+            unreadable.append(lab_evidence(lab, f"not interpreted: reported as {lab.comparator}; cut-off {cut}"))
             continue
         if lab.value is not None and lab.value < policy.egfr_caution_below:
             evidence += unreadable

@@ -381,3 +381,17 @@ def test_pregnancy_status_answers(lab: LabResult, expected: bool | None) -> None
 )  # fmt: skip
 def test_breastfeeding_answers(lab: LabResult, expected: bool | None) -> None:
     assert lactation.breastfeeding_answer(lab) is expected
+
+
+def test_censored_egfr_is_compared_only_when_it_can_be(make_client: Any) -> None:
+    """eGFR ">60" is above a 50 cut-off (no card) but says nothing about a 70 cut-off (no division, no stop)."""
+    from cds_service.config import Settings
+    from tests.builders import hook_request, observation, prefetch_with, topics
+
+    egfr = observation("98979-8", "eGFR CKD-EPI 2021", days_ago=10, value=60, unit="mL/min/{1.73_m2}")
+    egfr["valueQuantity"]["comparator"] = ">"
+    body = hook_request(prefetch=prefetch_with(renalObservations=[egfr]))
+    default = make_client().post("/cds-services/naltrexone-order-sign", json=body).json()
+    assert "renal-impairment" not in topics(default)
+    strict = make_client(Settings.development(policy={"egfr_caution_below": 70}))
+    assert "renal-impairment" not in topics(strict.post("/cds-services/naltrexone-order-sign", json=body).json())
