@@ -265,8 +265,9 @@ def urine_screen_result(lab: LabResult) -> str:
     Positive when any signal says so (interpretation, coded answer, text answer, a quantity at or above the
     cut-off ``referenceRange.high`` in the same unit); negative when no signal is positive and one is;
     anything else (no value, a number without a cut-off, a number whose unit differs from the cut-off's) is
-    inconclusive. A positive signal wins over a negative one on the same Observation: the safe reading.
-    A coded answer with no recognised code is read by its text/display like a ``valueString`` (local codes).
+    inconclusive; a comparator ("<300") counts only when the bound settles it. A positive signal wins over a
+    negative one on the same Observation: the safe reading. A coded answer with no recognised code is read by
+    its text/display like a ``valueString`` (local codes).
     """
     signals: set[str] = set()
     for c in lab.interpretation:
@@ -287,9 +288,13 @@ def urine_screen_result(lab: LabResult) -> str:
             signals |= {r for t in texts if (r := _answer_text(t))}
     if (answer := _answer_text(lab.value_string)) is not None:
         signals.add(answer)
-    if lab.value is not None and lab.ref_high is not None and _units_agree(lab.unit, lab.ref_unit):
-        if (quantity := _against_cutoff(lab.value, lab.comparator, lab.ref_high)) is not None:
-            signals.add(quantity)
+    quantity = (
+        _against_cutoff(lab.value, lab.comparator, lab.ref_high)
+        if lab.value is not None and lab.ref_high is not None and _units_agree(lab.unit, lab.ref_unit)
+        else None
+    )
+    if quantity is not None:
+        signals.add(quantity)
     if POSITIVE in signals:
         return POSITIVE
     if NEGATIVE in signals:
