@@ -265,8 +265,12 @@ def create_app(
         snapshot = build_snapshot(data, drafts.other_medications)
         context_patient = hook_request.context.get("patientId")
         patient_id = snapshot.patient.id or (context_patient if isinstance(context_patient, str) else None)
+        fired: set[str] = set()
         for order in drafts.to_check:
             for finding in evaluate(snapshot, order, settings.policy, now):
+                if finding.rule_id in fired:
+                    continue  # one card per rule even when two naltrexone drafts are signed together
+                fired.add(finding.rule_id)
                 card = cards.render(finding, order, patient_id)
                 rendered.append(card)
                 outcome.cards += (CardRecord(finding.rule_id, card.indicator, card.uuid),)

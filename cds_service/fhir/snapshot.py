@@ -21,7 +21,7 @@ from cds_service.domain import (
     PatientSnapshot,
     Unavailable,
 )
-from cds_service.fhir.r4b import InvalidResource, validate
+from cds_service.fhir.r4b import Elements, InvalidResource, validate
 from cds_service.fhir.resolve import ResolvedData
 from cds_service.fhir.values import (
     as_dict,
@@ -35,6 +35,37 @@ from cds_service.fhir.values import (
     period_days,
     reference,
 )
+
+# What this module reads of each resource type it validates: only these elements (and those FHIR requires) are
+# validated ("validate only what rules use", ``cds_service.fhir.r4b``). Keep in step with the readers below.
+_META = {"lastUpdated": None}
+READ_ELEMENTS: dict[str, Elements] = {
+    "Observation": {
+        "status": None, "code": None, "effective[x]": None, "issued": None, "value[x]": None,
+        "interpretation": None, "referenceRange": None,
+    },
+    "MedicationRequest": {
+        "meta": _META, "status": None, "medication[x]": None, "contained": None, "authoredOn": None,
+        "dispenseRequest": {"validityPeriod": None, "expectedSupplyDuration": None, "numberOfRepeatsAllowed": None},
+        "dosageInstruction": {"timing": {"repeat": {"bounds[x]": None}}},
+    },
+    "MedicationStatement": {
+        "meta": _META, "status": None, "medication[x]": None, "contained": None, "effective[x]": None,
+        "dateAsserted": None,
+    },
+    "MedicationDispense": {
+        "meta": _META, "status": None, "medication[x]": None, "contained": None, "whenHandedOver": None,
+        "whenPrepared": None, "daysSupply": None,
+    },
+    "Condition": {
+        "code": None, "clinicalStatus": None, "verificationStatus": None, "onset[x]": None, "abatement[x]": None,
+        "recordedDate": None,
+    },
+    "AllergyIntolerance": {
+        "code": None, "reaction": {"substance": None, "manifestation": None}, "clinicalStatus": None,
+        "verificationStatus": None, "criticality": None, "recordedDate": None,
+    },
+}  # fmt: skip
 
 LAB_CATEGORIES = (
     Category.URINE_SCREENS,
@@ -70,7 +101,7 @@ class _Builder:
 
     def _valid(self, category: Category, res: dict[str, Any]) -> bool:
         try:
-            validate(res)
+            validate(res, READ_ELEMENTS.get(res.get("resourceType")))  # type: ignore[arg-type]
         except InvalidResource as exc:
             self.problems.setdefault(category, []).append(f"{reference(res)} is not valid FHIR ({exc})")
             return False
@@ -127,7 +158,8 @@ class _Builder:
                 end, basis = authored + timedelta(days=total), f"ordered {authored.isoformat()} + {total} days' supply"
             status_changed = last_updated if status in ("stopped", "completed", "cancelled") else None
             if end is None and status_changed is not None:
-                end, basis = status_changed, "status change date"
+                # meta.lastUpdated is all we have: after a bulk import it is the import date, so say so
+                end, basis = status_changed, "record last updated; the status change date is not recorded"
             return MedicationUse(
                 ref=reference(res), source="request", medication=med, status=status, groups=groups,
                 opioid_kind=kind, authored=authored, start=parse_date(validity.get("start")) or authored,

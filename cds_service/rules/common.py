@@ -97,7 +97,13 @@ def lab_evidence(lab: LabResult, extra: str | None = None) -> Evidence:
     if lab.ref_high is not None or lab.ref_low is not None:
         low = fmt_number(lab.ref_low) if lab.ref_low is not None else ""
         high = fmt_number(lab.ref_high) if lab.ref_high is not None else ""
-        parts.append(f"reference range {low}–{high} {lab.ref_unit or ''}".rstrip())
+        unit = f" {lab.ref_unit}" if lab.ref_unit else ""
+        if lab.ref_low is not None and lab.ref_high is not None:
+            parts.append(f"reference range {low}–{high}{unit}")
+        elif lab.ref_high is not None:
+            parts.append(f"upper reference limit {high}{unit}")
+        else:
+            parts.append(f"lower reference limit {low}{unit}")
     elif lab.ref_text:
         parts.append(f"reference range {lab.ref_text}")
     if lab.interpretation:

@@ -76,7 +76,7 @@ def policy_client(make_client: ClientFactory, **policy: Any) -> TestClient:
 # -- liver-enzymes-elevated ----------------------------------------------------------------------------------------
 FIRES: list[tuple[str, list[dict[str, Any]], str, list[str]]] = [
     # (id, liver results, indicator, strings the detail must show)
-    ("alt-4.2x-range", [alt(168, high=40, days_ago=5)], "warning", ["168 U/L", "4.2× ULN", day(-5), "–40 U/L"]),
+    ("alt-4.2x-range", [alt(168, high=40, days_ago=5)], "warning", ["168 U/L", "4.2× ULN", day(-5), "upper reference limit 40 U/L"]),
     ("alt-exactly-3x", [alt(120, high=40)], "warning", ["3.0× ULN"]),
     ("ast-5x-is-critical", [ast(200, high=40, days_ago=2)], "critical", ["AST", "5.0× ULN", day(-2)]),
     ("ast-12x", [ast(480, high=40)], "critical", ["12.0× ULN"]),
