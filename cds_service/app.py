@@ -33,9 +33,11 @@ from cds_service.fhir.resolve import FetchSettings, FhirFetcher, resolve
 from cds_service.fhir.snapshot import build_snapshot
 from cds_service.hooks.models import Card, CardsResponse, FeedbackRequest, HookRequest
 from cds_service.hooks.services import SERVICES
+from cds_service.metrics import install_metrics
 from cds_service.observe import CallObserver, CallRecord, CardRecord, notify_call
 from cds_service.render import CardContentError, CardLibrary
 from cds_service.rules import RULES, evaluate
+from cds_service.store.integration import install_store
 
 log = logging.getLogger("cds_service")
 
@@ -193,9 +195,6 @@ def create_app(
     install_auth(app, None, list(settings.auth.cors_origins), auth_required=settings.auth.required)
     _install_error_handlers(app)
     # Feedback loop: GET /metrics, GET /readyz, audit trail and feedback store (StoreUnavailable -> 503).
-    from cds_service.metrics import install_metrics
-    from cds_service.store.integration import install_store
-
     app.state.observers.append(install_metrics(app))
     app.state.observers.append(install_store(app, settings))
 

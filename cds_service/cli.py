@@ -47,7 +47,12 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.workers > 1:
+    try:
+        app = create_app(settings) if args.workers <= 1 else None
+    except ConfigError as exc:  # e.g. an unsupported [feedback] database_url, found when the store is opened
+        print(f"cds-service: {exc}", file=sys.stderr)
+        return 2
+    if app is None:
         # Worker processes build their own app from the same config (uvicorn imports the factory by name).
         if args.config:
             os.environ["CDS_CONFIG"] = str(args.config)
@@ -56,7 +61,7 @@ def serve(args: argparse.Namespace) -> int:
             log_level="info", access_log=False,
         )  # fmt: skip
     else:
-        uvicorn.run(create_app(settings), host=host, port=args.port, log_level="info", access_log=False)
+        uvicorn.run(app, host=host, port=args.port, log_level="info", access_log=False)
     return 0
 
 

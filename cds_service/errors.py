@@ -4,7 +4,8 @@
     ├── BadRequest               400: the body is not a valid CDS Hooks request (JSON, types, hook mismatch)
     ├── NotFound                 404: no CDS service with that id
     ├── PayloadTooLarge          413: the body is over the configured size limit
-    └── PreconditionFailed       412: data the rules need was neither prefetched nor fetchable (no fhirServer)
+    ├── PreconditionFailed       412: data the rules need was neither prefetched nor fetchable (no fhirServer)
+    └── store.StoreUnavailable   503: the feedback store could not durably record feedback (nothing is lost silently)
 
 ``cds_service.app`` maps every one of them, plus FastAPI's own validation errors and any unexpected exception,
 to an OperationOutcome in one place. Unauthorized (401) lives in ``cds_service.auth`` and carries no reason.

@@ -28,8 +28,12 @@ def shared_data_or_skip(*parts: str) -> Path:
 
 
 @pytest.fixture
-def make_client() -> Iterator[ClientFactory]:
-    """Build a TestClient for an app with the given settings, fetch transport and clock (default NOW)."""
+def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
+    """Build a TestClient for an app with the given settings, fetch transport and clock (default NOW).
+
+    Unless the settings name a feedback database, each app gets its own SQLite file under the test's tmp_path, so
+    a test run never writes into the working directory.
+    """
     opened: list[TestClient] = []
 
     def factory(
@@ -38,8 +42,12 @@ def make_client() -> Iterator[ClientFactory]:
         transport: httpx.AsyncBaseTransport | None = None,
         now: Any = NOW,
     ) -> TestClient:
+        settings = settings or Settings.development()
+        if "database_url" not in settings.feedback.model_fields_set:
+            url = f"sqlite:///{tmp_path}/feedback-{len(opened)}.sqlite3"
+            settings = settings.model_copy(update={"feedback": settings.feedback.model_copy(update={"database_url": url})})
         http = httpx.AsyncClient(transport=transport) if transport is not None else None
-        app = create_app(settings or Settings.development(), clock=lambda: now, http=http)
+        app = create_app(settings, clock=lambda: now, http=http)
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()
         opened.append(client)

@@ -7,9 +7,10 @@ forbids ``null``, ``""``, ``[]`` and ``{}`` for absent values.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 
@@ -143,7 +144,16 @@ class FeedbackItem(_Incoming):
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] = Field(default_factory=list)
     overrideReason: FeedbackOverrideReason | None = None
-    outcomeTimestamp: NonEmptyStr
+    outcomeTimestamp: Annotated[NonEmptyStr, AfterValidator(_instant)]
+
+
+def _instant(value: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError("outcomeTimestamp must be an ISO 8601 date-time, e.g. 2026-11-21T10:00:00Z") from None
+    return value
 
 
 class FeedbackRequest(_Incoming):
