@@ -31,6 +31,7 @@ from cds_service.errors import BadRequest, NotFound, PayloadTooLarge, ServiceErr
 from cds_service.fhir.orders import read_draft_orders
 from cds_service.fhir.resolve import FetchSettings, FhirFetcher, resolve
 from cds_service.fhir.snapshot import build_snapshot
+from cds_service.fhir.values import json_shape_problem
 from cds_service.hooks.models import Card, CardsResponse, FeedbackRequest, HookRequest
 from cds_service.hooks.services import SERVICES
 from cds_service.metrics import install_metrics
@@ -121,12 +122,8 @@ async def _read_json(request: Request, limit: int) -> Any:
     # Structural limits before anything recursive (pydantic, fhir.resources) sees the document: a resource nested
     # a few hundred levels deep exhausts Python's recursion limit in validation (a 500), and an array is bounded
     # by [limits] max_bundle_entries (a Bundle's entries in draftOrders or a prefetch key -> 413).
-    from cds_service.fhir.resolve import MAX_JSON_DEPTH
-    from cds_service.fhir.values import json_shape_problem
-
     limits = request.app.state.settings.limits
-    max_depth: int = getattr(limits, "max_json_depth", MAX_JSON_DEPTH)
-    problem = json_shape_problem(parsed, max_depth=max_depth, max_items=limits.max_bundle_entries)
+    problem = json_shape_problem(parsed, max_depth=limits.max_json_depth, max_items=limits.max_bundle_entries)
     if problem is None:
         return parsed
     if problem.startswith("nested"):
@@ -172,7 +169,13 @@ def create_app(
         )
         app.state.fetcher = FhirFetcher(
             client,
-            FetchSettings(settings.fhir.timeout_s, settings.fhir.max_pages, settings.fetch_allowlist),
+            FetchSettings(
+                settings.fhir.timeout_s,
+                settings.fhir.max_pages,
+                settings.fetch_allowlist,
+                max_entries=settings.limits.max_bundle_entries,
+                max_json_depth=settings.limits.max_json_depth,
+            ),
         )
         app.state.verifier = JwtVerifier(settings.auth, settings.base_url, client) if settings.auth.required else None
         try:

@@ -44,6 +44,7 @@ class FeedbackSettings(_Section):
 class LimitSettings(_Section):
     max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 5 * 1024 * 1024
     max_bundle_entries: Annotated[int, Field(ge=1, le=1_000_000)] = 20_000
+    max_json_depth: Annotated[int, Field(ge=16, le=1000)] = 64
 
 
 class Settings(_Section):

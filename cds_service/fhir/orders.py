@@ -162,7 +162,7 @@ def read_draft_orders(hook: str, context: dict[str, Any]) -> DraftOrders:
     to_check: list[NaltrexoneOrder] = []
     others: list[MedicationUse] = []
     for res in resources:
-        if res.get("resourceType") not in MEDICATION_ORDER_TYPES:
+        if as_str(res.get("resourceType")) not in MEDICATION_ORDER_TYPES:
             continue
         medication = _medication_concept(res, siblings)
         if not medication.codings and not medication.text:

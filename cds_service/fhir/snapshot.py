@@ -7,6 +7,7 @@ dropped: its category is reported as partly unreadable, which the data-unavailab
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,8 @@ from cds_service import terminology
 from cds_service.domain import (
     AllergyRecord,
     Category,
+    Coding,
+    Concept,
     ConditionRecord,
     LabResult,
     MedicationUse,
@@ -21,9 +24,10 @@ from cds_service.domain import (
     PatientSnapshot,
     Unavailable,
 )
-from cds_service.fhir.r4b import Elements, InvalidResource, validate
+from cds_service.fhir.r4b import Elements, InvalidResource, prepare, validate
 from cds_service.fhir.resolve import ResolvedData
 from cds_service.fhir.values import (
+    MAX_DURATION_DAYS,
     as_dict,
     as_list,
     as_str,
@@ -66,6 +70,8 @@ READ_ELEMENTS: dict[str, Elements] = {
         "verificationStatus": None, "criticality": None, "recordedDate": None,
     },
 }  # fmt: skip
+for _rtype, _elements in READ_ELEMENTS.items():
+    prepare(_rtype, _elements)
 
 LAB_CATEGORIES = (
     Category.URINE_SCREENS,
@@ -74,6 +80,51 @@ LAB_CATEGORIES = (
     Category.LACTATION,
     Category.RENAL,
 )
+
+
+# Classification memo: CodeableConcept content -> (Concept, terminology groups). Both are pure functions of the
+# system/code/display/text values, and the same few hundred drugs, labs and problems recur in every chart and every
+# call (a monthly refill, a yearly ALT), so each distinct concept is read and classified once per worker.
+_Classifier = Callable[[tuple[Coding, ...], str | None], Any]
+_CLASSIFIED: dict[tuple[Any, ...], tuple[Concept, Any]] = {}
+_CLASSIFIED_MAX = 8192
+
+
+def _concept_key(value: Any) -> tuple[Any, ...] | None:
+    """The values ``concept`` reads from a CodeableConcept, as a key; None when the shape is unusual (not cached)."""
+    if type(value) is not dict:
+        return None
+    codings = value.get("coding")
+    if codings is None:
+        return ((), value.get("text"))
+    if type(codings) is not list:
+        return None
+    parts = []
+    for c in codings:
+        if type(c) is not dict:
+            return None
+        parts.append((c.get("system"), c.get("code"), c.get("display")))
+    return (tuple(parts), value.get("text"))
+
+
+def _classified(value: Any, classify: _Classifier) -> tuple[Concept, Any]:
+    """``concept(value)`` and ``classify(its codings, its text)``, memoised by content."""
+    key = _concept_key(value)
+    if key is not None:
+        key = (classify, *key)
+        try:
+            hit = _CLASSIFIED.get(key)
+        except TypeError:  # an unhashable value where a string belongs: not cached
+            key, hit = None, None
+        if hit is not None:
+            return hit
+    found = concept(value)
+    result = (found, classify(found.codings, found.text))
+    if key is not None:
+        if len(_CLASSIFIED) >= _CLASSIFIED_MAX:
+            _CLASSIFIED.clear()
+        _CLASSIFIED[key] = result
+    return result
 
 
 def _boolean_text(value: Any) -> str | None:
@@ -101,7 +152,8 @@ class _Builder:
 
     def _valid(self, category: Category, res: dict[str, Any]) -> bool:
         try:
-            validate(res, READ_ELEMENTS.get(res.get("resourceType")))  # type: ignore[arg-type]
+            rtype = res.get("resourceType")
+            validate(res, READ_ELEMENTS.get(rtype) if isinstance(rtype, str) else None)
         except InvalidResource as exc:
             self.problems.setdefault(category, []).append(f"{reference(res)} is not valid FHIR ({exc})")
             return False
@@ -130,8 +182,11 @@ class _Builder:
             rtype = res.get("resourceType")
             if rtype not in ("MedicationRequest", "MedicationStatement", "MedicationDispense"):
                 continue
-            med = self._medication(res)
-            groups, kind = terminology.medication_groups(med.codings, med.text)
+            if "medicationCodeableConcept" in res:
+                med, (groups, kind) = _classified(res["medicationCodeableConcept"], terminology.medication_groups)
+            else:
+                med = self._medication(res)
+                groups, kind = terminology.medication_groups(med.codings, med.text)
             if not groups or not self._valid(Category.MEDICATIONS, res):
                 continue
             out.append(self._medication_use(res, rtype, med, groups, kind))
@@ -155,7 +210,8 @@ class _Builder:
                     repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else 0
                 )
                 total = int(supply * fills)
-                end, basis = authored + timedelta(days=total), f"ordered {authored.isoformat()} + {total} days' supply"
+                if total <= MAX_DURATION_DAYS:  # numberOfRepeatsAllowed 2147483647 is valid FHIR; timedelta is not
+                    end, basis = authored + timedelta(days=total), f"ordered {authored.isoformat()} + {total} days' supply"
             status_changed = last_updated if status in ("stopped", "completed", "cancelled") else None
             if end is None and status_changed is not None:
                 # meta.lastUpdated is all we have: after a bulk import it is the import date, so say so
@@ -193,8 +249,7 @@ class _Builder:
             for res in self.data.resources.get(category, []):
                 if res.get("resourceType") != "Observation":
                     continue
-                code = concept(res.get("code"))
-                groups = terminology.lab_groups(code.codings, code.text)
+                code, groups = _classified(res.get("code"), terminology.lab_groups)
                 if not groups:
                     continue
                 key = reference(res)
@@ -244,8 +299,7 @@ class _Builder:
         for res in self.data.resources.get(Category.CONDITIONS, []):
             if res.get("resourceType") != "Condition":
                 continue
-            code = concept(res.get("code"))
-            groups = terminology.condition_groups(code.codings, code.text)
+            code, groups = _classified(res.get("code"), terminology.condition_groups)
             if not groups or not self._valid(Category.CONDITIONS, res):
                 continue
             abatement = parse_date(res.get("abatementDateTime")) or parse_date(
@@ -275,8 +329,7 @@ class _Builder:
         for res in self.data.resources.get(Category.ALLERGIES, []):
             if res.get("resourceType") != "AllergyIntolerance":
                 continue
-            substance = concept(res.get("code"))
-            groups = terminology.allergy_groups(substance.codings, substance.text)
+            substance, groups = _classified(res.get("code"), terminology.allergy_groups)
             reactions = [as_dict(r) for r in as_list(res.get("reaction"))]
             if not groups:
                 for r in reactions:
