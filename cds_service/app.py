@@ -153,7 +153,8 @@ def create_app(
 ) -> FastAPI:
     """Build the service.
 
-    ``http`` lets tests hand in a client with a MockTransport for the fallback fetch; ``observers`` receive a
+    ``http`` lets tests hand in a client (e.g. with a MockTransport) for the fallback fetch; the app takes it over
+    and closes it at shutdown. ``observers`` receive a
     PHI-free record of every hook call and every feedback item (audit trail, metrics).
     """
     cards = CardLibrary.load()
@@ -181,8 +182,7 @@ def create_app(
         try:
             yield
         finally:
-            if http is None:
-                await client.aclose()
+            await client.aclose()  # the app owns its client, a handed-in one too: no pooled socket outlives it
 
     app = FastAPI(
         title="Naltrexone CDS Hooks service",
