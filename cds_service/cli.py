@@ -26,7 +26,7 @@ def _is_loopback(host: str) -> bool:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cds_service.app import create_app
+    from cds_service.app import create_app, tune_gc_for_serving
 
     try:
         settings = load_settings(args.config)
@@ -61,6 +61,7 @@ def serve(args: argparse.Namespace) -> int:
             log_level="info", access_log=False,
         )  # fmt: skip
     else:
+        tune_gc_for_serving()
         uvicorn.run(app, host=host, port=args.port, log_level="info", access_log=False)
     return 0
 

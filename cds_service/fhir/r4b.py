@@ -124,6 +124,7 @@ _DATE_TIME = re.compile(
     r"([1-9][0-9]{3})(?:-(0[1-9]|1[0-2])(?:-(0[1-9]|[12][0-9]|3[01])"
     r"(T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-](?:(?:0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?"
 )
+_SPACE_OR_VISIBLE = re.compile(r"[ \r\n\t\S]")
 _MAX_INT = 2_147_483_647
 
 
@@ -150,14 +151,21 @@ def _instant(v: Any) -> bool:
     return type(v) is str and (m := _DATE_TIME.fullmatch(v)) is not None and m[4] is not None and _calendar_day(m)
 
 
+def _string(v: Any) -> bool:
+    # fhir.resources' pattern is "[ \r\n\t\S]+", searched: a string made only of other whitespace (vertical tab,
+    # no-break space, line separator...) is refused. str.isspace() covers every character that pattern's engine
+    # calls whitespace, so a string that is not all space holds a character its "\S" matches.
+    return type(v) is str and v != "" and (not v.isspace() or _SPACE_OR_VISIBLE.search(v) is not None)
+
+
 def _never(_: Any) -> bool:
     return False
 
 
 _PRIMITIVE_CHECKS: dict[str, Check] = {
     # fhir_core type name -> check
-    "String": lambda v: type(v) is str and v != "",
-    "Markdown": lambda v: type(v) is str and v != "",
+    "String": _string,
+    "Markdown": _string,
     "Code": lambda v: type(v) is str and _CODE.fullmatch(v) is not None,
     "Id": lambda v: type(v) is str and _ID.fullmatch(v) is not None,
     "Uri": lambda v: type(v) is str and _NO_SPACE.fullmatch(v) is not None,

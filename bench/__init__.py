@@ -1,0 +1,1 @@
+"""The benchmark: see bench/README.md (one command: python -m bench.run)."""
