@@ -45,7 +45,9 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
         settings = settings or Settings.development()
         if "database_url" not in settings.feedback.model_fields_set:
             url = f"sqlite:///{tmp_path}/feedback-{len(opened)}.sqlite3"
-            settings = settings.model_copy(update={"feedback": settings.feedback.model_copy(update={"database_url": url})})
+            settings = settings.model_copy(
+                update={"feedback": settings.feedback.model_copy(update={"database_url": url})}
+            )
         http = httpx.AsyncClient(transport=transport) if transport is not None else None
         app = create_app(settings, clock=lambda: now, http=http)
         client = TestClient(app, raise_server_exceptions=False)

@@ -121,9 +121,7 @@ def _reject_constant(_name: str) -> Any:
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedTokenError("token segment is not JSON") from None
     if not isinstance(value, dict):

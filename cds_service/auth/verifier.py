@@ -324,9 +324,7 @@ class JwtVerifier:
             raise AuthError(f"signature rejected: {failure}", **context)
         return self._check_claims(claims, issuer, kid, path)
 
-    def _check_claims(
-        self, claims: dict[str, Any], issuer: IssuerSettings, kid: str, path: str
-    ) -> TrustedClient:
+    def _check_claims(self, claims: dict[str, Any], issuer: IssuerSettings, kid: str, path: str) -> TrustedClient:
         jti = claims.get("jti")
         context = {"iss": issuer.iss, "kid": kid, "jti": jti}
         if claims.get("iss") != issuer.iss:  # same bytes as the unverified read; checked again on principle
@@ -379,9 +377,7 @@ class JwtVerifier:
                 len(self._replay),
             )
             raise AuthError("replay cache full", **context)
-        return TrustedClient(
-            iss=issuer.iss, tenant=tenant, jti=jti, exp=exp, fhir_servers=tuple(issuer.fhir_servers)
-        )
+        return TrustedClient(iss=issuer.iss, tenant=tenant, jti=jti, exp=exp, fhir_servers=tuple(issuer.fhir_servers))
 
     async def _keys_for(self, keyset: _KeySet, kid: str) -> list[dict[str, Any]]:
         if not keyset.loaded or self._clock() - keyset.fetched_at >= self._settings.jwks_ttl_s:

@@ -211,7 +211,10 @@ class _Builder:
                 )
                 total = int(supply * fills)
                 if total <= MAX_DURATION_DAYS:  # numberOfRepeatsAllowed 2147483647 is valid FHIR; timedelta is not
-                    end, basis = authored + timedelta(days=total), f"ordered {authored.isoformat()} + {total} days' supply"
+                    end, basis = (
+                        authored + timedelta(days=total),
+                        f"ordered {authored.isoformat()} + {total} days' supply",
+                    )
             status_changed = last_updated if status in ("stopped", "completed", "cancelled") else None
             if end is None and status_changed is not None:
                 # meta.lastUpdated is all we have: after a bulk import it is the import date, so say so
@@ -225,7 +228,9 @@ class _Builder:
             handed = parse_date(res.get("whenHandedOver")) or parse_date(res.get("whenPrepared"))
             supplied = period_days(res.get("daysSupply"))
             end = handed + timedelta(days=int(supplied)) if handed and supplied is not None else None
-            dispensed = f"dispensed {handed.isoformat()} + {int(supplied)} days' supply" if handed and supplied else None
+            dispensed = (
+                f"dispensed {handed.isoformat()} + {int(supplied)} days' supply" if handed and supplied else None
+            )
             return MedicationUse(
                 ref=reference(res), source="dispense", medication=med, status=status, groups=groups,
                 opioid_kind=kind, authored=handed, start=handed, end=end,

@@ -15,9 +15,13 @@ from cds_service.domain import (
     Concept,
     ConditionRecord,
     Evidence,
+    Finding,
+    Indicator,
     LabResult,
     MedicationUse,
+    PatientSnapshot,
 )
+from cds_service.policy import Policy
 
 # Observation statuses that carry a usable result (clinical spec, section 3).
 RESULT_STATUSES = frozenset({"final", "amended", "corrected"})
@@ -340,6 +344,24 @@ def recent_results(labs: Iterable[LabResult], group: str, now: datetime, days: i
 def active_conditions(conditions: Iterable[ConditionRecord], group: str, today: date) -> list[ConditionRecord]:
     """The problem-list entries of one condition group that are active per the clinical spec, in record order."""
     return [c for c in conditions if group in c.groups and condition_is_active(c, today)]
+
+
+def condition_finding(
+    rule_id: str, group: str, default: Indicator, snapshot: PatientSnapshot, policy: Policy, today: date
+) -> Finding | None:
+    """The whole of a rule that fires on an active diagnosis of one group: one card listing every such entry."""
+    found = active_conditions(snapshot.conditions, group, today)
+    if not found:
+        return None
+    indicator = policy.indicator(rule_id, default)
+    if indicator is None:
+        return None
+    return Finding(
+        rule_id=rule_id,
+        indicator=indicator,
+        evidence=tuple(condition_evidence(c) for c in found),
+        facts={"conditions": names((clip(c.code.label) for c in found), limit=1)},
+    )
 
 
 _YES_WORDS = frozenset({"yes", "y", "true"})

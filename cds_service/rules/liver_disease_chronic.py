@@ -13,21 +13,10 @@ from datetime import datetime
 
 from cds_service.domain import Finding, Indicator, NaltrexoneOrder, PatientSnapshot
 from cds_service.policy import Policy
-from cds_service.rules.common import active_conditions, clip, condition_evidence, names
+from cds_service.rules.common import condition_finding
 
 RULE_ID = "liver-disease-chronic"
 
 
 def evaluate(snapshot: PatientSnapshot, order: NaltrexoneOrder, policy: Policy, now: datetime) -> Finding | None:
-    found = active_conditions(snapshot.conditions, "liver-chronic", now.date())
-    if not found:
-        return None
-    indicator = policy.indicator(RULE_ID, Indicator.WARNING)
-    if indicator is None:
-        return None
-    return Finding(
-        rule_id=RULE_ID,
-        indicator=indicator,
-        evidence=tuple(condition_evidence(c) for c in found),
-        facts={"conditions": names((clip(c.code.label) for c in found), limit=1)},
-    )
+    return condition_finding(RULE_ID, "liver-chronic", Indicator.WARNING, snapshot, policy, now.date())

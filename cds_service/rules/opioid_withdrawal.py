@@ -15,20 +15,10 @@ from datetime import datetime
 
 from cds_service.domain import Finding, Indicator, NaltrexoneOrder, PatientSnapshot
 from cds_service.policy import Policy
-from cds_service.rules.common import condition_evidence, condition_is_active
+from cds_service.rules.common import condition_finding
 
 RULE_ID = "opioid-withdrawal"
 
 
 def evaluate(snapshot: PatientSnapshot, order: NaltrexoneOrder, policy: Policy, now: datetime) -> Finding | None:
-    active = [c for c in snapshot.conditions if "opioid-withdrawal" in c.groups and condition_is_active(c, now.date())]
-    if not active:
-        return None
-    indicator = policy.indicator(RULE_ID, Indicator.CRITICAL)
-    if indicator is None:
-        return None
-    return Finding(
-        rule_id=RULE_ID,
-        indicator=indicator,
-        evidence=tuple(condition_evidence(c) for c in active),
-    )
+    return condition_finding(RULE_ID, "opioid-withdrawal", Indicator.CRITICAL, snapshot, policy, now.date())

@@ -76,7 +76,12 @@ def policy_client(make_client: ClientFactory, **policy: Any) -> TestClient:
 # -- liver-enzymes-elevated ----------------------------------------------------------------------------------------
 FIRES: list[tuple[str, list[dict[str, Any]], str, list[str]]] = [
     # (id, liver results, indicator, strings the detail must show)
-    ("alt-4.2x-range", [alt(168, high=40, days_ago=5)], "warning", ["168 U/L", "4.2× ULN", day(-5), "upper reference limit 40 U/L"]),
+    (
+        "alt-4.2x-range",
+        [alt(168, high=40, days_ago=5)],
+        "warning",
+        ["168 U/L", "4.2× ULN", day(-5), "upper reference limit 40 U/L"],
+    ),
     ("alt-exactly-3x", [alt(120, high=40)], "warning", ["3.0× ULN"]),
     ("ast-5x-is-critical", [ast(200, high=40, days_ago=2)], "critical", ["AST", "5.0× ULN", day(-2)]),
     ("ast-12x", [ast(480, high=40)], "critical", ["12.0× ULN"]),
@@ -116,7 +121,9 @@ def test_liver_enzymes_elevated_fires(
         assert text in c["detail"], f"{text!r} missing from the detail"
     assert "guideline practice" in c["detail"] and "five-fold or less" in c["detail"]
     # the stop level recommends removing the order; the caution level only a recheck of the liver panel
-    expected = {"Order a hepatic function panel"} | ({"Remove the naltrexone order"} if indicator == "critical" else set())
+    expected = {"Order a hepatic function panel"} | (
+        {"Remove the naltrexone order"} if indicator == "critical" else set()
+    )
     assert {s["label"] for s in c["suggestions"]} == expected
     assert c["overrideReasons"]
     if indicator == "critical":
