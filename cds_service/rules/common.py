@@ -347,20 +347,36 @@ def active_conditions(conditions: Iterable[ConditionRecord], group: str, today: 
 
 
 def condition_finding(
-    rule_id: str, group: str, default: Indicator, snapshot: PatientSnapshot, policy: Policy, today: date
+    rule_id: str,
+    group: str,
+    default: Indicator,
+    snapshot: PatientSnapshot,
+    policy: Policy,
+    today: date,
+    *,
+    evidence: Iterable[Evidence] = (),
+    basis: Iterable[str] = (),
+    basis_key: str = "conditions",
+    facts: dict[str, str] | None = None,
 ) -> Finding | None:
-    """The whole of a rule that fires on an active diagnosis of one group: one card listing every such entry."""
+    """Finish a rule whose evidence is what it found so far plus every active diagnosis of ``group``.
+
+    One card lists all of it; ``basis`` (short names for the summary) gains each diagnosis and fills
+    ``{basis_key}``. Returns None when there is no evidence at all or the site turned the rule off.
+    """
     found = active_conditions(snapshot.conditions, group, today)
-    if not found:
+    lines = [*evidence, *(condition_evidence(c) for c in found)]
+    if not lines:
         return None
     indicator = policy.indicator(rule_id, default)
     if indicator is None:
         return None
+    named = [*basis, *(clip(c.code.label) for c in found)]
     return Finding(
         rule_id=rule_id,
         indicator=indicator,
-        evidence=tuple(condition_evidence(c) for c in found),
-        facts={"conditions": names((clip(c.code.label) for c in found), limit=1)},
+        evidence=tuple(lines),
+        facts={basis_key: names(named, limit=1), **(facts or {})},
     )
 
 

@@ -23,13 +23,10 @@ from datetime import datetime
 from cds_service.domain import Evidence, Finding, Indicator, LabResult, NaltrexoneOrder, PatientSnapshot
 from cds_service.policy import Policy
 from cds_service.rules.common import (
-    active_conditions,
-    clip,
-    condition_evidence,
+    condition_finding,
     fmt_date,
     lab_counts,
     lab_evidence,
-    names,
     status_answer,
 )
 
@@ -70,14 +67,14 @@ def evaluate(snapshot: PatientSnapshot, order: NaltrexoneOrder, policy: Policy, 
         when, lab, _ = answers[0]
         evidence.append(lab_evidence(lab, "most recent breastfeeding status: breastfeeding"))
         basis.append(f"status recorded {fmt_date(when)}")
-    conditions = active_conditions(snapshot.conditions, "lactation", now.date())
-    evidence += [condition_evidence(c) for c in conditions]
-    basis += [clip(c.code.label) for c in conditions]
-    if not evidence:
-        return None
-    indicator = policy.indicator(RULE_ID, Indicator.WARNING)
-    if indicator is None:
-        return None
-    return Finding(
-        rule_id=RULE_ID, indicator=indicator, evidence=tuple(evidence), facts={"basis": names(basis, limit=1)}
+    return condition_finding(
+        RULE_ID,
+        "lactation",
+        Indicator.WARNING,
+        snapshot,
+        policy,
+        now.date(),
+        evidence=evidence,
+        basis=basis,
+        basis_key="basis",
     )

@@ -36,13 +36,10 @@ from cds_service.rules.common import (
     EXCLUDED_VERIFICATION,
     NEGATIVE,
     POSITIVE,
-    active_conditions,
-    clip,
-    condition_evidence,
+    condition_finding,
     fmt_date,
     lab_counts,
     lab_evidence,
-    names,
     status_answer,
     urine_screen_result,
 )
@@ -129,18 +126,14 @@ def evaluate(snapshot: PatientSnapshot, order: NaltrexoneOrder, policy: Policy, 
             evidence.append(lab_evidence(lab, "positive; no later negative test or delivery recorded"))
             basis.append(f"positive hCG {fmt_date(when)}")
 
-    conditions = active_conditions(snapshot.conditions, "pregnancy", today)
-    evidence += [condition_evidence(c) for c in conditions]
-    basis += [clip(c.code.label) for c in conditions]
-
-    if not evidence:
-        return None
-    indicator = policy.indicator(RULE_ID, Indicator.WARNING)
-    if indicator is None:
-        return None
-    return Finding(
-        rule_id=RULE_ID,
-        indicator=indicator,
-        evidence=tuple(evidence),
-        facts={"basis": names(basis, limit=1)},
+    return condition_finding(
+        RULE_ID,
+        "pregnancy",
+        Indicator.WARNING,
+        snapshot,
+        policy,
+        today,
+        evidence=evidence,
+        basis=basis,
+        basis_key="basis",
     )

@@ -23,13 +23,10 @@ from decimal import Decimal
 from cds_service.domain import Evidence, Finding, Indicator, LabResult, NaltrexoneOrder, PatientSnapshot
 from cds_service.policy import Policy
 from cds_service.rules.common import (
-    active_conditions,
-    clip,
-    condition_evidence,
+    condition_finding,
     fmt_date,
     fmt_number,
     lab_evidence,
-    names,
     recent_results,
 )
 
@@ -84,17 +81,15 @@ def evaluate(snapshot: PatientSnapshot, order: NaltrexoneOrder, policy: Policy, 
             evidence.append(lab_evidence(lab, f"below {threshold} mL/min/1.73 m\N{SUPERSCRIPT TWO}"))
             basis.append(f"eGFR {fmt_number(lab.value)} on {fmt_date(lab.effective)}")
         break
-    conditions = active_conditions(snapshot.conditions, "renal-impairment", now.date())
-    evidence += [condition_evidence(c) for c in conditions]
-    basis += [clip(c.code.label) for c in conditions]
-    if not evidence:
-        return None
-    indicator = policy.indicator(RULE_ID, Indicator.WARNING)
-    if indicator is None:
-        return None
-    return Finding(
-        rule_id=RULE_ID,
-        indicator=indicator,
-        evidence=tuple(evidence),
-        facts={"basis": names(basis, limit=1), "threshold": fmt_number(policy.egfr_caution_below)},
+    return condition_finding(
+        RULE_ID,
+        "renal-impairment",
+        Indicator.WARNING,
+        snapshot,
+        policy,
+        now.date(),
+        evidence=evidence,
+        basis=basis,
+        basis_key="basis",
+        facts={"threshold": fmt_number(policy.egfr_caution_below)},
     )
